@@ -1,1 +1,151 @@
-"""(being written)"""
+"""Score-matching objectives (DESIGN.md §3): each a scalar loss of a score callable.
+
+``score`` is any callable x -> array shaped like x (``(x, sigma) -> ...`` for multi-scale DSM);
+usually ``lambda x: models.mlp(params, x)``, so ``autograd.grad`` of a loss with respect to
+``params`` trains the model. Every objective is shape-agnostic: x is (N, ...) and sums run over
+all non-batch axes, so vectors and images go through the same code.
+"""
+import autograd.numpy as anp
+from autograd import make_vjp
+
+from . import backend
+
+
+def _sum_per_example(a):
+    """Sum over every axis but the batch axis: (N, ...) -> (N,)."""
+    return anp.sum(anp.reshape(a, (a.shape[0], -1)), axis=1)
+
+
+def check_batch(x, name="x"):
+    """ValueError unless x is a non-empty, finite, batch-first array of the active backend."""
+    if not backend.is_array(x) or x.ndim < 2:
+        raise ValueError(f"{name}: expected a batch-first array of shape (N, ...) with ndim >= 2 "
+                         f"on the {backend.name} backend, got {type(x).__name__} "
+                         f"{getattr(x, 'shape', '')}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name}: empty batch (N = 0)")
+    if not bool(backend.xp.isfinite(x).all()):
+        raise ValueError(f"{name}: contains NaN or inf")
+
+
+def check_sigmas(sigmas, name="sigmas"):
+    """ValueError unless ``sigmas`` is 1-D, positive and strictly decreasing (largest first)."""
+    xp = backend.xp
+    if sigmas.ndim != 1 or sigmas.shape[0] == 0:
+        raise ValueError(f"{name}: expected a non-empty 1-D array, got shape {sigmas.shape}")
+    if not bool((sigmas > 0).all()) or not bool(xp.isfinite(sigmas).all()):
+        raise ValueError(f"{name}: every noise level must be positive and finite")
+    if not bool((sigmas[1:] < sigmas[:-1]).all()):
+        raise ValueError(f"{name}: noise levels must be strictly decreasing (largest first, "
+                         "DESIGN.md §3)")
+
+
+def _check_sigma(sigma):
+    if not (sigma > 0 and sigma < float("inf")):
+        raise ValueError(f"sigma: must be a positive finite number, got {sigma}")
+
+
+def divergence(f, x):
+    """Exact tr(df/dx) per example, shape (N,): one forward pass, then one backward pass per
+    input dimension with the basis cotangent e_i, reading off (e_i^T J)_i.
+
+    Differentiable again (the parameter gradient of a trace is what exact SM trains on).
+    Cost grows with D = prod(x.shape[1:]); for MLPs ``models.mlp_score_and_divergence`` gives
+    the same trace in closed form.
+    """
+    vjp, fx = make_vjp(f)(x)
+    if fx.shape != x.shape:
+        raise ValueError(f"f: divergence needs f(x) shaped like x {x.shape}, got {fx.shape}")
+    n, dim = x.shape[0], fx.size // x.shape[0]
+    basis = backend.xp.eye(dim, dtype=x.dtype)
+    trace = 0.0
+    for i in range(dim):
+        e_i = backend.xp.broadcast_to(basis[i], (n, dim)).reshape(x.shape)
+        trace = trace + anp.reshape(vjp(e_i), (n, dim))[:, i]
+    return trace
+
+
+def explicit_sm(score, x, target_score):
+    """Explicit score matching (Hyvarinen 2005 eq. 2; 004 §2): 0.5 E ||s(x) - grad log p(x)||^2.
+
+    ``target_score`` is the true score at x, an array like x (or a callable x -> array).
+    """
+    check_batch(x)
+    target = target_score(x) if callable(target_score) else target_score
+    return 0.5 * anp.mean(_sum_per_example((score(x) - target) ** 2))
+
+
+def implicit_sm(score, x, score_and_divergence=None):
+    """Implicit score matching (Hyvarinen 2005 Theorem 1; 004 Theorem 1; 001):
+    E[0.5 ||s(x)||^2 + tr(ds/dx)], equal to explicit SM up to a constant independent of θ.
+
+    The trace is exact: ``score_and_divergence(x) -> (s, tr)`` when given (the closed form of
+    ``models.mlp_score_and_divergence``), else ``divergence`` by autograd.
+    """
+    check_batch(x)
+    if score_and_divergence is not None:
+        s, trace = score_and_divergence(x)
+    else:
+        s, trace = score(x), divergence(score, x)
+    return anp.mean(0.5 * _sum_per_example(s ** 2) + trace)
+
+
+def projections(x, rng, n_projections=1, kind="gaussian"):
+    """Random directions v with E[v v^T] = I, shape (n_projections * N, ...): Gaussian or
+    Rademacher (both make sliced SM an unbiased estimate of implicit SM)."""
+    shape = (n_projections * x.shape[0],) + x.shape[1:]
+    if kind == "gaussian":
+        return rng.normal(shape, dtype=x.dtype)
+    if kind == "rademacher":
+        return rng.rademacher(shape, dtype=x.dtype)
+    raise ValueError(f"kind: unknown projection distribution {kind!r}; 'gaussian' or 'rademacher'")
+
+
+def sliced_sm(score, x, rng, n_projections=1, variance_reduction=False, kind="gaussian"):
+    """Sliced score matching (Song et al. 2019, eq. 7; seed 003):
+    E_v E_x [v^T (ds/dx) v + 0.5 (v^T s)^2], Hutchinson's estimate of implicit SM.
+
+    v^T J v comes from one backward pass: the VJP of s with cotangent v, dotted with v; all
+    projections go through one forward/backward on the batch replicated ``n_projections``
+    times. ``variance_reduction=True`` (SSM-VR, eq. 8) replaces 0.5 (v^T s)^2 by its mean over
+    v, 0.5 ||s||^2. The reference code normalises v to the unit sphere in its non-VR loss,
+    which divides the loss by D; here E[v v^T] = I, so the expectation equals implicit SM.
+    """
+    check_batch(x)
+    if n_projections < 1:
+        raise ValueError(f"n_projections: must be >= 1, got {n_projections}")
+    v = projections(x, rng, n_projections, kind)
+    xs = anp.concatenate([x] * n_projections, axis=0) if n_projections > 1 else x
+    vjp, s = make_vjp(score)(xs)
+    jacobian_term = _sum_per_example(vjp(v) * v)
+    norm_term = _sum_per_example(s ** 2) if variance_reduction else _sum_per_example(s * v) ** 2
+    return anp.mean(jacobian_term + 0.5 * norm_term)
+
+
+def dsm(score, x, sigma, rng):
+    """Denoising score matching at one noise level (Vincent 2011 eq. 8; 004 §3; DESIGN.md §3):
+    0.5 E ||s(x~) + (x~ - x) / sigma^2||^2 with x~ = x + sigma z, i.e. (x~ - x)/sigma^2 = z/sigma.
+    """
+    check_batch(x)
+    _check_sigma(sigma)
+    z = rng.normal(x.shape, dtype=x.dtype)
+    residual = score(x + sigma * z) + z / sigma
+    return 0.5 * anp.mean(_sum_per_example(residual ** 2))
+
+
+def multiscale_dsm(score, x, sigmas, rng):
+    """NCSN's loss (004 §5.1; Song & Ermon 2019 eq. 6): mean_i lambda(sigma_i) DSM_{sigma_i} with
+    lambda(sigma) = sigma^2, one sigma index drawn uniformly per example.
+
+    score(x~, sigma) takes per-example sigma of shape (N,). With lambda = sigma^2,
+    sigma^2 ||s + z/sigma||^2 = ||sigma s + z||^2: the per-level loss stays O(1) when
+    s ~ 1/sigma (NCSN's reason for the weight; ermongroup/ncsn#9).
+    """
+    check_batch(x)
+    sigmas = backend.asarray(sigmas, dtype=x.dtype)
+    check_sigmas(sigmas)
+    sigma = sigmas[rng.integers(0, sigmas.shape[0], (x.shape[0],))]
+    sigma_b = anp.reshape(sigma, (-1,) + (1,) * (x.ndim - 1))
+    z = rng.normal(x.shape, dtype=x.dtype)
+    residual = sigma_b * score(x + sigma_b * z, sigma) + z
+    return 0.5 * anp.mean(_sum_per_example(residual ** 2))
