@@ -53,9 +53,10 @@ def use(backend):
 
 def asarray(a, dtype=None):
     """``a`` as an array of the active backend (float arrays default to ``float_dtype``)."""
-    if dtype is None and numpy.issubdtype(numpy.result_type(a), numpy.floating):
-        dtype = float_dtype
-    return xp.asarray(a, dtype=dtype)
+    a = xp.asarray(a, dtype=dtype)
+    if dtype is None and a.dtype.kind == "f" and a.dtype != float_dtype:
+        a = a.astype(float_dtype)
+    return a
 
 
 def asnumpy(a):

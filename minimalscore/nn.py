@@ -171,6 +171,9 @@ def conv2d(x, w, padding=0, dilation=1):
     if dilation < 1 or padding < 0 or padding > dilation * (min(w.shape[2:]) - 1):
         raise ValueError(f"conv2d: need dilation >= 1 and 0 <= padding <= dilation*(k-1); "
                          f"got padding={padding}, dilation={dilation}, kernel {w.shape[2:]}")
+    if min(x.shape[2:]) + 2 * padding - dilation * (max(w.shape[2:]) - 1) < 1:
+        raise ValueError(f"conv2d: the dilated kernel {w.shape[2:]} (dilation {dilation}) does not "
+                         f"fit the padded input {x.shape[2:]} (padding {padding})")
     return _conv(x, w, (padding, padding), dilation)
 
 
