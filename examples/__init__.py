@@ -1,0 +1,1 @@
+"""Runnable studies: `python -m examples.NAME` (each with --quick, --seed, --out, --backend)."""

@@ -1,0 +1,175 @@
+"""The 1-D study of seed 000: the score of a Gaussian mixture, denoising targets, score matching
+four ways, the noise trade-off measured, and sampling with ULA vs annealed Langevin.
+
+    python -m examples.gmm1d            # full run, < 20 s on a 2-core CPU
+    python -m examples.gmm1d --quick    # a few seconds (the test runs this)
+
+Read it top to bottom: each step is one function, citing the seed section it reproduces.
+Figures (PNG) and metrics.json go to --out (default ./out/gmm1d/); the tables print here too.
+"""
+import autograd.numpy as anp
+
+import minimalscore as ms
+from minimalscore import models, objectives, plot, samplers, train
+
+from .common import parse_args, print_table, save_metrics
+
+# The data: weights 0.3 / 0.7, means -2.5 and 2, standard deviations 0.5 and 0.7. The modes
+# are separated by a gap where p(x) < 1e-4, the low-density region of seed 000's conclusion.
+WEIGHTS, MEANS, STDS = (0.3, 0.7), (-2.5, 2.0), (0.5, 0.7)
+SIGMA_SMALL, SIGMA_LARGE = 0.1, 1.0
+SIGMAS = (3.0, 0.1, 10)  # multi-scale: geometric from 3 down to SIGMA_SMALL, 10 levels, largest first
+HIDDEN = (64, 64)
+X_RANGE = (-6.0, 6.0)
+
+
+def target():
+    """The data distribution p: a two-component 1-D Gaussian mixture (seed 000, fig. 1)."""
+    xp = ms.backend.xp
+    return ms.distributions.GaussianMixture(
+        means=xp.asarray(MEANS, dtype=xp.float32)[:, None],
+        covs=xp.asarray(STDS, dtype=xp.float32) ** 2,
+        weights=xp.asarray(WEIGHTS, dtype=xp.float32))
+
+
+def grid(n=1201):
+    return ms.backend.xp.linspace(*X_RANGE, n, dtype=ms.backend.float_dtype)[:, None]
+
+
+def denoising_targets(p, sigma, n, rng):
+    """DSM's regression targets (seed 000 eq. for grad log p_σ(x~|x); Vincent 2011): for x ~ p and
+    x~ = x + σz, the target (x - x~)/σ² = -z/σ at x~; and their mean in bins of x~, which
+    approaches the perturbed score ∇log p_σ(x~) (the targets match it on average only)."""
+    xp = ms.backend.xp
+    x = p.sample(n, rng)
+    z = rng.normal(x.shape)
+    x_tilde, targets = x + sigma * z, -z / sigma
+    edges = xp.linspace(*X_RANGE, 61, dtype=x.dtype)
+    which = xp.clip(xp.searchsorted(edges, x_tilde[:, 0]) - 1, 0, 59)
+    counts = xp.bincount(which, minlength=60)
+    sums = xp.bincount(which, weights=targets[:, 0], minlength=60)
+    centres = (edges[1:] + edges[:-1]) / 2
+    filled = counts > 20  # bins with too few targets would show noise, not the mean
+    return x_tilde[:, 0], targets[:, 0], centres[filled], (sums / xp.maximum(counts, 1))[filled]
+
+
+def train_models(data, rng, n_steps, progress):
+    """Score matching four ways, the same MLP, Adam, float32 (seed 000 §Score-based model, §DSM;
+    seed 004 Thm 1 for exact SM, §5.1 for multi-scale DSM). Returns {name: score on points}."""
+    xp = ms.backend.xp
+    sigmas = xp.asarray(xp.geomspace(SIGMAS[0], SIGMAS[1], SIGMAS[2]), dtype=data.dtype)
+
+    def exact(p, batch, rng):  # implicit SM with the exact (closed-form) trace
+        return objectives.implicit_sm(None, batch, lambda y: models.mlp_score_and_divergence(p, y))
+
+    def dsm_at(sigma):
+        return lambda p, batch, rng: objectives.dsm(lambda y: models.mlp(p, y), batch, sigma, rng)
+
+    def multiscale(p, batch, rng):
+        return objectives.multiscale_dsm(lambda y, s: models.noise_conditional_mlp(p, y, s),
+                                         batch, sigmas, rng)
+
+    plain = lambda: models.mlp_init(rng, [1, *HIDDEN, 1])
+    runs = {"exact": (exact, plain()), "dsm_small": (dsm_at(SIGMA_SMALL), plain()),
+            "dsm_large": (dsm_at(SIGMA_LARGE), plain()),
+            "multiscale": (multiscale, models.noise_conditional_mlp_init(rng, 1, HIDDEN))}
+    scores = {}
+    for name, (loss, params) in runs.items():
+        params, _ = train.fit(loss, params, data, n_steps, batch_size=256, rng=rng, lr=3e-3,
+                              progress=progress, desc=f"train {name}")
+        if name == "multiscale":
+            scores[name] = lambda y, s=None, p=params: models.noise_conditional_mlp(
+                p, y, xp.full((y.shape[0],), s or float(sigmas[-1]), dtype=y.dtype))
+        else:
+            scores[name] = lambda y, p=params: models.mlp(p, y)
+    return scores, sigmas
+
+
+def fisher_table(p, scores, sigmas, points):
+    """The noise trade-off, measured (seed 000, Conclusion): the Fisher divergence of each learned
+    score to the true score, weighted by p (quadrature on a fine grid: where the data is) and
+    uniformly over the whole range (where it is not, the gap and the tails included).
+
+    A third column, ``fisher_grid_own``, compares each model on the same grid with the score it
+    was trained to match (p for exact SM, p_σ for DSM, the mean over the levels' p_σi for the
+    multi-scale model): a large σ learns *its* target well everywhere, but that target is not p.
+    """
+    density = anp.exp(p.log_prob(points))
+    own = {"exact": [(None, p)], "dsm_small": [(None, p.perturbed(SIGMA_SMALL))],
+           "dsm_large": [(None, p.perturbed(SIGMA_LARGE))],
+           "multiscale": [(float(s), p.perturbed(float(s))) for s in sigmas]}
+    table = {}
+    for name, score in scores.items():
+        learned = score(points)
+        table[name] = {
+            "fisher_p": ms.metrics.fisher_divergence(learned, p.score, points, weights=density),
+            "fisher_grid": ms.metrics.fisher_divergence(learned, p.score, points),
+            "fisher_grid_own": sum(ms.metrics.fisher_divergence(score(points, s) if s else learned,
+                                                                q.score, points)
+                                   for s, q in own[name]) / len(own[name])}
+    return table
+
+
+def sample_both(p, scores, sigmas, n, n_steps, n_steps_each, rng):
+    """ULA with the single small-σ score vs annealed Langevin with the multi-scale model (004 §4,
+    §5.1), both from a broad uniform on [-8, 8]. Returns samples and their quality table."""
+    x0 = rng.uniform(-8.0, 8.0, (n, 1))
+    ula = samplers.langevin(scores["dsm_small"], x0, step=0.01, n_steps=n_steps, rng=rng)
+    # α_i = ε σ_i²/σ_L² with ε = 0.2 σ_L²: each level takes steps of 0.2 σ_i², whose ULA
+    # variance inflation 1/(1 - α/(4 s²)) stays below 5% at every level.
+    eps = 0.2 * float(sigmas[-1]) ** 2
+    annealed = samplers.annealed_langevin(scores["multiscale"], x0, sigmas, eps, n_steps_each, rng,
+                                          denoise=True)
+    reference = p.sample(20000, rng)
+    centers = ms.backend.xp.asarray(MEANS, dtype=x0.dtype)[:, None]
+    quality = {name: {"mode_weights": [float(w) for w in ms.metrics.mode_weights(x, centers)],
+                      "w1": ms.metrics.wasserstein1_1d(x[:, 0], reference[:, 0])}
+               for name, x in (("ula", ula), ("annealed", annealed))}
+    return {"ula": ula, "annealed": annealed}, quality
+
+
+def main(argv=None):
+    args = parse_args("gmm1d", __doc__.splitlines()[0], argv)
+    rng = ms.backend.default_rng(args.seed)
+    p, points = target(), grid()
+    n_train, n_steps = (4000, 400) if args.quick else (10000, 1500)
+    n_samples, ula_steps, steps_each = (2000, 300, 40) if args.quick else (5000, 1000, 100)
+
+    plot.density_and_score(points[:, 0], anp.exp(p.log_prob(points)), p.score(points)[:, 0],
+                           f"{args.out}/1_score.png")
+    x_tilde, targets, centres, binned = denoising_targets(p, 0.5, 3000, rng)
+    plot.denoising_targets(x_tilde, targets, points[:, 0], {
+        "true score of p": p.score(points)[:, 0],
+        "score of p_σ (σ = 0.5)": p.perturbed(0.5).score(points)[:, 0]}, f"{args.out}/2_denoising_targets.png",
+        title="DSM targets at σ = 0.5 scatter around the perturbed score",
+        binned=(centres, binned))
+
+    scores, sigmas = train_models(p.sample(n_train, rng), rng, n_steps, progress=True)
+    plot.score_curves(points[:, 0], p.score(points)[:, 0],
+                      {name: s(points)[:, 0] for name, s in scores.items()}, f"{args.out}/3_learned_scores.png",
+                      density=anp.exp(p.log_prob(points)), title="Four ways to learn the score")
+    fisher = fisher_table(p, scores, sigmas, points)
+    print_table("Fisher divergence (lower is better): to the true score weighted by p, on the "
+                "uniform grid, and on the grid to the model's own training target", fisher,
+                ["fisher_p", "fisher_grid", "fisher_grid_own"])
+
+    samples, quality = sample_both(p, scores, sigmas, n_samples, ula_steps, steps_each, rng)
+    plot.sample_histograms(points[:, 0], anp.exp(p.log_prob(points)), {
+        "ULA, single small-σ score": samples["ula"][:, 0],
+        "annealed Langevin, multi-scale": samples["annealed"][:, 0]}, f"{args.out}/4_samples.png",
+        title=f"Sampling from U[-8, 8]: true mode weights {WEIGHTS[0]} / {WEIGHTS[1]}")
+    print_table("Samples (true mode weights 0.3 / 0.7)",
+                {k: {"left mode": v["mode_weights"][0], "right mode": v["mode_weights"][1], "W1": v["w1"]}
+                 for k, v in quality.items()}, ["left mode", "right mode", "W1"])
+
+    return save_metrics(args, {
+        "fisher_p": {k: v["fisher_p"] for k, v in fisher.items()},
+        "fisher_grid": {k: v["fisher_grid"] for k, v in fisher.items()},
+        "fisher_grid_own": {k: v["fisher_grid_own"] for k, v in fisher.items()},
+        "mode_weights": {k: v["mode_weights"] for k, v in quality.items()},
+        "w1": {k: v["w1"] for k, v in quality.items()},
+        "n_samples": n_samples, "target": {"weights": WEIGHTS, "means": MEANS, "stds": STDS}})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""The analytic targets (issue 4 §4, §6 identities 1, 2, 6): GaussianMixture's score, its
+perturbed version, Tweedie's formula, sampling, far-out points and bad input. float64 throughout.
+
+Every random mixture below has covariance eigenvalues in [0.2, 2] (condition number <= 10) and
+means of scale 2, so float64 evaluations of the same quantity by two routes agree to a few
+hundred ulps; the tolerances 1e-10 leave that margin many times over while any formula error
+(a wrong sign, a missing factor, a transposed matrix) shows up at O(1).
+"""
+import autograd
+import autograd.numpy as anp
+import numpy as np
+import pytest
+import scipy.special
+import scipy.stats
+from hypothesis import given, settings, strategies as st
+
+from minimalscore import backend
+from minimalscore.distributions import Gaussian, GaussianMixture
+
+COV_TYPES = ["isotropic", "diagonal", "full"]
+SETTINGS = settings(max_examples=25, deadline=None)
+
+
+def random_mixture(seed, dim, n_components, cov_type):
+    """A float64 mixture with covariance eigenvalues in [0.2, 2] and Dirichlet weights."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=2.0, size=(n_components, dim))
+    if cov_type == "isotropic":
+        covs = rng.uniform(0.2, 2.0, size=n_components)
+    elif cov_type == "diagonal":
+        covs = rng.uniform(0.2, 2.0, size=(n_components, dim))
+    else:
+        rotations = np.linalg.qr(rng.normal(size=(n_components, dim, dim)))[0]
+        eigenvalues = rng.uniform(0.2, 2.0, size=(n_components, dim))
+        covs = np.einsum("kij,kj,klj->kil", rotations, eigenvalues, rotations)
+    weights = rng.dirichlet(np.ones(n_components))
+    return GaussianMixture(means, covs, weights, dtype=np.float64)
+
+
+mixtures = st.builds(random_mixture, st.integers(0, 2**32 - 1), st.integers(1, 5),
+                     st.integers(1, 4), st.sampled_from(COV_TYPES))
+
+
+def points(mixture, n=16, scale=3.0, seed=0):
+    return np.random.default_rng(seed).normal(scale=scale, size=(n, mixture.dim))
+
+
+# (a) identity 1: the closed-form score is the gradient of log_prob ---------------------------
+
+@SETTINGS
+@given(mixtures)
+def test_score_is_autograd_gradient_of_log_prob(mixture):
+    x = points(mixture)
+    grad = autograd.elementwise_grad(lambda x: anp.sum(mixture.log_prob(x)))(x)
+    score = mixture.score(x)
+    assert score.shape == x.shape and score.dtype == np.float64
+    np.testing.assert_allclose(score, grad, rtol=1e-10, atol=1e-10 * np.abs(grad).max())
+
+
+@SETTINGS
+@given(mixtures)
+def test_log_prob_matches_scipy(mixture):
+    # the normalisation matters (the quadrature test below compares densities, not scores)
+    x = points(mixture)
+    components = [scipy.stats.multivariate_normal(m, c).logpdf(x)
+                  for m, c in zip(mixture.means, mixture.covs)]
+    expected = scipy.special.logsumexp(np.reshape(components, (len(components), -1)), axis=0,
+                                       b=mixture.weights[:, None])
+    np.testing.assert_allclose(mixture.log_prob(x), expected, rtol=1e-10)
+
+
+# (b) the sign test ----------------------------------------------------------------------------
+
+def test_gaussian_score_is_minus_precision_times_residual():
+    mean = np.array([1.0, -2.0, 0.5])
+    cov = np.array([[2.0, 0.3, 0.0], [0.3, 1.0, -0.2], [0.0, -0.2, 0.5]])
+    x = np.random.default_rng(1).normal(size=(10, 3))
+    expected = -np.linalg.solve(cov, (x - mean).T).T
+    np.testing.assert_allclose(Gaussian(mean, cov).score(x), expected, rtol=1e-12)
+    # the score points back towards the mode: a step from mu along e_1 is pulled back
+    assert Gaussian(np.zeros(1), 1.0, dtype=np.float64).score(np.array([[2.0]]))[0, 0] == -2.0
+
+
+# (c) identity 2: perturbed(sigma) is the convolution with N(0, sigma^2), by quadrature --------
+
+def _convolution_quadrature(mixture, sigma, y):
+    """p_sigma(y) = int p(x) N(y; x, sigma^2) dx and E[x | y] by the trapezoid rule in 1-D.
+
+    In x the integrand is a sum of Gaussians of std tau_k = s_k sigma / sqrt(s_k^2 + sigma^2)
+    >= min(s_k, sigma) / sqrt(2). For a Gaussian of std tau on a grid of step h the trapezoid
+    rule's relative error is 2 exp(-2 pi^2 tau^2 / h^2) (Poisson summation), ~1e-34 at
+    h = tau_min / 2, and cutting the grid 12 std beyond every centre drops < exp(-72) ~ 1e-31.
+    What remains is float64 rounding of a ~1e4-term sum, well under 1e-11 relative.
+    """
+    s = np.sqrt(mixture.covs[:, 0, 0])
+    tau_min = np.min(s * sigma / np.sqrt(s ** 2 + sigma ** 2))
+    reach = 12 * max(s.max(), sigma)
+    lo = min(mixture.means.min(), y.min()) - reach
+    hi = max(mixture.means.max(), y.max()) + reach
+    x = np.linspace(lo, hi, int(np.ceil((hi - lo) / (tau_min / 2))) + 1)
+    p = np.sum(mixture.weights[:, None] * scipy.stats.norm.pdf(x, mixture.means, s[:, None]), 0)
+    kernel = scipy.stats.norm.pdf(y[:, None], x[None, :], sigma)
+    density = np.trapezoid(p * kernel, x, axis=1)
+    return density, np.trapezoid(x * p * kernel, x, axis=1) / density
+
+
+@SETTINGS
+@given(st.integers(0, 2**32 - 1), st.integers(1, 4), st.floats(0.05, 3.0))
+def test_perturbed_is_convolution_with_gaussian(seed, n_components, sigma):
+    mixture = random_mixture(seed, 1, n_components, "isotropic")
+    y = np.linspace(mixture.means.min() - 2, mixture.means.max() + 2, 7)
+    density, posterior_mean = _convolution_quadrature(mixture, sigma, y)
+    noisy = mixture.perturbed(sigma)
+    np.testing.assert_allclose(np.exp(noisy.log_prob(y[:, None])), density, rtol=1e-10)
+    # the analytic posterior mean against the same quadrature: E[x | y] = int x p(x) k / p_sigma
+    np.testing.assert_allclose(mixture.posterior_mean(y[:, None], sigma)[:, 0], posterior_mean,
+                               rtol=1e-10, atol=1e-10)
+
+
+# (d) identity 6: Tweedie's formula (004 §3, Theorem 5) -----------------------------------------
+
+@SETTINGS
+@given(mixtures, st.floats(0.05, 3.0))
+def test_tweedie_posterior_mean_is_denoised_by_perturbed_score(mixture, sigma):
+    # posterior_mean is responsibilities x per-component Gaussian posterior means (no score);
+    # both sides are O(10) numbers computed in float64 with condition numbers <= ~10
+    x_tilde = points(mixture)
+    tweedie = x_tilde + sigma ** 2 * mixture.perturbed(sigma).score(x_tilde)
+    np.testing.assert_allclose(mixture.posterior_mean(x_tilde, sigma), tweedie, rtol=0, atol=1e-10)
+
+
+# (e) sampling: moments within standard errors --------------------------------------------------
+
+def test_sample_moments_match_mixture_moments():
+    mixture = random_mixture(7, 3, 3, "full")
+    n = 200_000
+    x = mixture.sample(n, backend.default_rng(0))
+    assert x.shape == (n, 3) and x.dtype == np.float64
+    w, mu = mixture.weights, mixture.means
+    mean = w @ mu                                       # E x = sum_k w_k mu_k
+    second = np.einsum("k,kij->ij", w, mixture.covs + np.einsum("ki,kj->kij", mu, mu))
+    cov = second - np.outer(mean, mean)                 # law of total covariance
+    # standard errors: sd(x_i) / sqrt(n) for the mean; for the covariance entries the sd of the
+    # products (x_i - m_i)(x_j - m_j) over sqrt(n), estimated from the sample itself (its fourth
+    # moments). 5 SE on 9 comparisons: a false alarm has probability ~ 9 * 6e-7.
+    centred = x - x.mean(axis=0)
+    products = np.einsum("ni,nj->nij", centred, centred)
+    assert np.all(np.abs(x.mean(axis=0) - mean) < 5 * x.std(axis=0) / np.sqrt(n))
+    assert np.all(np.abs(products.mean(axis=0) - cov) < 5 * products.std(axis=0) / np.sqrt(n))
+
+
+def test_sample_is_reproducible_and_keeps_dtype():
+    mixture = random_mixture(3, 2, 2, "diagonal")
+    a = mixture.sample(50, backend.default_rng(5))
+    np.testing.assert_array_equal(a, mixture.sample(50, backend.default_rng(5)))
+    float32 = GaussianMixture([[0.0, 1.0]], [1.0], [1.0])
+    assert float32.dtype == backend.float_dtype
+    assert float32.sample(4, backend.default_rng(0)).dtype == backend.float_dtype
+
+
+# (f) far-out points give finite scores ---------------------------------------------------------
+
+@SETTINGS
+@given(mixtures, st.integers(0, 2**32 - 1))
+def test_far_out_points_give_finite_scores(mixture, seed):
+    # at |x| ~ 1e3 every N_k(x) underflows to 0 (exp(-5e5)), so p'/p would be 0/0. In log space
+    # the nearest component (in Mahalanobis distance) has responsibility 1 - exp(-O(1e3)), so the
+    # score is that component's -Sigma_k^{-1}(x - mu_k) to rounding.
+    x = 1e3 * np.random.default_rng(seed).choice([-1.0, 1.0], size=(8, mixture.dim))
+    score, log_prob = mixture.score(x), mixture.log_prob(x)
+    assert np.all(np.isfinite(score)) and np.all(np.isfinite(log_prob))
+    log_joint = np.log(mixture.weights)[:, None] + np.stack(
+        [scipy.stats.multivariate_normal(m, c).logpdf(x).reshape(-1)
+         for m, c in zip(mixture.means, mixture.covs)])
+    nearest = np.argmax(log_joint, axis=0)
+    # where the two largest log joints are within 50 the runner-up still counts: skip those
+    top_two = np.sort(np.vstack([log_joint, np.full_like(log_joint, -np.inf)]), axis=0)[-2:]
+    separated = top_two[1] - top_two[0] > 50
+    expected = -np.linalg.solve(mixture.covs[nearest], (x - mixture.means[nearest])[..., None])
+    np.testing.assert_allclose(score[separated], expected[separated, :, 0], rtol=1e-9)
+    assert np.all(np.isfinite(Gaussian([0.0, 0.0], 1.0).score(np.full((1, 2), 1e3, np.float32))))
+
+
+# (g) bad input: ValueError naming the argument --------------------------------------------------
+
+GOOD = dict(means=np.zeros((2, 2)), covs=np.ones(2), weights=np.array([0.4, 0.6]))
+
+
+@pytest.mark.parametrize("name, value", [
+    ("weights", np.array([0.4, 0.5])),                       # does not sum to 1
+    ("weights", np.array([1.5, -0.5])),                      # negative
+    ("weights", np.array([0.2, 0.3, 0.5])),                  # K mismatch
+    ("weights", np.array([np.nan, 0.6])),
+    ("means", np.zeros(2)),                                  # not (K, D)
+    ("means", np.array([[0.0, np.inf], [0.0, 0.0]])),
+    ("covs", np.ones(3)),                                    # K mismatch
+    ("covs", np.ones((2, 3))),                               # D mismatch
+    ("covs", np.array([1.0, -1.0])),                         # negative variance
+    ("covs", np.array([[1.0, 1.0], [0.0, 1.0]])),            # zero variance
+    ("covs", np.array([[[1.0, 2.0], [2.0, 1.0]]] * 2)),      # symmetric, not positive definite
+    ("covs", np.array([[[1.0, 0.5], [0.0, 1.0]]] * 2)),      # not symmetric
+    ("covs", np.array([[np.nan, 1.0], [1.0, 1.0]])),
+])
+def test_bad_parameters_raise_naming_the_argument(name, value):
+    with pytest.raises(ValueError, match=rf"^{name}:"):
+        GaussianMixture(**{**GOOD, name: value}, dtype=np.float64)
+
+
+@pytest.mark.parametrize("sigma", [0.0, -1.0, np.nan, np.inf])
+def test_bad_sigma_raises(sigma):
+    mixture = GaussianMixture(**GOOD, dtype=np.float64)
+    with pytest.raises(ValueError, match="^sigma:"):
+        mixture.perturbed(sigma)
+    with pytest.raises(ValueError, match="^sigma:"):
+        mixture.posterior_mean(np.zeros((1, 2)), sigma)
+
+
+@pytest.mark.parametrize("x", [np.zeros((3, 3)), np.zeros(2), np.zeros((0, 2)),
+                               np.array([[np.nan, 0.0]]), np.array([[np.inf, 0.0]])])
+def test_bad_points_raise(x):
+    mixture = GaussianMixture(**GOOD, dtype=np.float64)
+    for method in (mixture.log_prob, mixture.score, lambda x: mixture.posterior_mean(x, 1.0)):
+        with pytest.raises(ValueError, match="^x:"):
+            method(x)
+
+
+def test_bad_sample_size_and_gaussian_mean_raise():
+    with pytest.raises(ValueError, match="^n:"):
+        GaussianMixture(**GOOD).sample(0, backend.default_rng(0))
+    with pytest.raises(ValueError, match="^mean:"):
+        Gaussian(np.zeros((1, 2)), 1.0)
