@@ -20,6 +20,8 @@ WEIGHTS, MEANS, STDS = (0.3, 0.7), (-2.5, 2.0), (0.5, 0.7)
 SIGMA_SMALL, SIGMA_LARGE = 0.1, 1.0
 SIGMAS = (3.0, 0.1, 10)  # multi-scale: geometric from 3 down to SIGMA_SMALL, 10 levels, largest first
 HIDDEN = (64, 64)
+BATCH, LR = 1024, 1e-2  # large batches tame the 1/σ-sized noise of small-σ DSM targets
+EMA_DECAY = 0.99  # evaluate and sample with an EMA of the weights (NCSNv2), averaging out SGD noise
 X_RANGE = (-6.0, 6.0)
 
 
@@ -55,7 +57,9 @@ def denoising_targets(p, sigma, n, rng):
 
 def train_models(data, rng, n_steps, progress):
     """Score matching four ways, the same MLP, Adam, float32 (seed 000 §Score-based model, §DSM;
-    seed 004 Thm 1 for exact SM, §5.1 for multi-scale DSM). Returns {name: score on points}."""
+    seed 004 Thm 1 for exact SM, §5.1 for multi-scale DSM). Returns {name: x -> score} (the
+    multi-scale model read at its smallest σ), the noise-conditional score (x, σ) -> score
+    and the σ's."""
     xp = ms.backend.xp
     sigmas = xp.asarray(xp.geomspace(SIGMAS[0], SIGMAS[1], SIGMAS[2]), dtype=data.dtype)
 
@@ -73,19 +77,16 @@ def train_models(data, rng, n_steps, progress):
     runs = {"exact": (exact, plain()), "dsm_small": (dsm_at(SIGMA_SMALL), plain()),
             "dsm_large": (dsm_at(SIGMA_LARGE), plain()),
             "multiscale": (multiscale, models.noise_conditional_mlp_init(rng, 1, HIDDEN))}
-    scores = {}
-    for name, (loss, params) in runs.items():
-        params, _ = train.fit(loss, params, data, n_steps, batch_size=256, rng=rng, lr=3e-3,
-                              progress=progress, desc=f"train {name}")
-        if name == "multiscale":
-            scores[name] = lambda y, s=None, p=params: models.noise_conditional_mlp(
-                p, y, xp.full((y.shape[0],), s or float(sigmas[-1]), dtype=y.dtype))
-        else:
-            scores[name] = lambda y, p=params: models.mlp(p, y)
-    return scores, sigmas
+    trained = {name: train.fit(loss, params, data, n_steps, batch_size=BATCH, rng=rng, lr=LR,
+                               ema_decay=EMA_DECAY, progress=progress, desc=f"train {name}")[1]["ema"]
+               for name, (loss, params) in runs.items()}
+    conditional = lambda y, s: models.noise_conditional_mlp(trained["multiscale"], y, s)
+    scores = {name: (lambda y, p=p: models.mlp(p, y)) for name, p in trained.items() if name != "multiscale"}
+    scores["multiscale"] = lambda y: conditional(y, xp.full((y.shape[0],), float(sigmas[-1]), dtype=y.dtype))
+    return scores, conditional, sigmas
 
 
-def fisher_table(p, scores, sigmas, points):
+def fisher_table(p, scores, conditional, sigmas, points):
     """The noise trade-off, measured (seed 000, Conclusion): the Fisher divergence of each learned
     score to the true score, weighted by p (quadrature on a fine grid: where the data is) and
     uniformly over the whole range (where it is not, the gap and the tails included).
@@ -104,13 +105,13 @@ def fisher_table(p, scores, sigmas, points):
         table[name] = {
             "fisher_p": ms.metrics.fisher_divergence(learned, p.score, points, weights=density),
             "fisher_grid": ms.metrics.fisher_divergence(learned, p.score, points),
-            "fisher_grid_own": sum(ms.metrics.fisher_divergence(score(points, s) if s else learned,
-                                                                q.score, points)
-                                   for s, q in own[name]) / len(own[name])}
+            "fisher_grid_own": sum(ms.metrics.fisher_divergence(
+                conditional(points, ms.backend.xp.full((points.shape[0],), s, dtype=points.dtype))
+                if s else learned, q.score, points) for s, q in own[name]) / len(own[name])}
     return table
 
 
-def sample_both(p, scores, sigmas, n, n_steps, n_steps_each, rng):
+def sample_both(p, scores, conditional, sigmas, n, n_steps, n_steps_each, rng):
     """ULA with the single small-σ score vs annealed Langevin with the multi-scale model (004 §4,
     §5.1), both from a broad uniform on [-8, 8]. Returns samples and their quality table."""
     x0 = rng.uniform(-8.0, 8.0, (n, 1))
@@ -118,7 +119,7 @@ def sample_both(p, scores, sigmas, n, n_steps, n_steps_each, rng):
     # α_i = ε σ_i²/σ_L² with ε = 0.2 σ_L²: each level takes steps of 0.2 σ_i², whose ULA
     # variance inflation 1/(1 - α/(4 s²)) stays below 5% at every level.
     eps = 0.2 * float(sigmas[-1]) ** 2
-    annealed = samplers.annealed_langevin(scores["multiscale"], x0, sigmas, eps, n_steps_each, rng,
+    annealed = samplers.annealed_langevin(conditional, x0, sigmas, eps, n_steps_each, rng,
                                           denoise=True)
     reference = p.sample(20000, rng)
     centers = ms.backend.xp.asarray(MEANS, dtype=x0.dtype)[:, None]
@@ -144,16 +145,16 @@ def main(argv=None):
         title="DSM targets at σ = 0.5 scatter around the perturbed score",
         binned=(centres, binned))
 
-    scores, sigmas = train_models(p.sample(n_train, rng), rng, n_steps, progress=True)
+    scores, conditional, sigmas = train_models(p.sample(n_train, rng), rng, n_steps, progress=True)
     plot.score_curves(points[:, 0], p.score(points)[:, 0],
                       {name: s(points)[:, 0] for name, s in scores.items()}, f"{args.out}/3_learned_scores.png",
                       density=anp.exp(p.log_prob(points)), title="Four ways to learn the score")
-    fisher = fisher_table(p, scores, sigmas, points)
+    fisher = fisher_table(p, scores, conditional, sigmas, points)
     print_table("Fisher divergence (lower is better): to the true score weighted by p, on the "
                 "uniform grid, and on the grid to the model's own training target", fisher,
                 ["fisher_p", "fisher_grid", "fisher_grid_own"])
 
-    samples, quality = sample_both(p, scores, sigmas, n_samples, ula_steps, steps_each, rng)
+    samples, quality = sample_both(p, scores, conditional, sigmas, n_samples, ula_steps, steps_each, rng)
     plot.sample_histograms(points[:, 0], anp.exp(p.log_prob(points)), {
         "ULA, single small-σ score": samples["ula"][:, 0],
         "annealed Langevin, multi-scale": samples["annealed"][:, 0]}, f"{args.out}/4_samples.png",
