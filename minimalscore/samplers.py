@@ -53,6 +53,13 @@ def langevin(score, x0, step, n_steps, rng, progress=False):
     return x
 
 
+def _broadcasts_to(shape, target):
+    """True if an array of ``shape`` broadcasts to exactly ``target`` (NumPy's rules)."""
+    if len(shape) > len(target):
+        return False
+    return all(a in (1, b) for a, b in zip(shape[::-1], target[::-1]))
+
+
 def _sum_per_example(a):
     return anp.sum(anp.reshape(a, (a.shape[0], -1)), axis=1)
 
@@ -175,7 +182,7 @@ def inpaint(score, x, mask, sigmas, eps, n_steps_each, rng, x0=None, denoise=Fal
     xp = backend.xp
     sigmas = _check_annealing(x, sigmas, eps, n_steps_each)
     mask = backend.asarray(mask, dtype=x.dtype)
-    if mask.ndim > x.ndim or xp.broadcast_shapes(mask.shape, x.shape) != x.shape:
+    if not _broadcasts_to(mask.shape, x.shape):
         raise ValueError(f"mask: shape {mask.shape} does not broadcast to x's {x.shape}")
     if x0 is None:
         low, high = float(x.min()), float(x.max())
