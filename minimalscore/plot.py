@@ -110,3 +110,59 @@ def _robust_limits(values, pad=0.15):
     low, high = ordered[int(0.01 * last)], ordered[int(0.99 * last)]
     span = max(high - low, 1e-6)
     return low - pad * span, high + pad * span
+
+
+def samples_over_density(extent, density, samples, path, title, max_points=3000):
+    """One panel per sampler {label: (N, 2) samples} over the contours of a 2-D density given on
+    a square grid ``density`` (n, n) spanning ``extent`` = (low, high) on both axes."""
+    (density,) = _host(density)
+    fig, axes = plt.subplots(1, len(samples), figsize=(4.6 * len(samples), 4.4), squeeze=False)
+    for ax, (label, x), color in zip(axes[0], samples.items(), COLORS):
+        x = backend.asnumpy(x)[:max_points]
+        ax.contour(density, levels=8, extent=(*extent, *extent), origin="lower", colors="k",
+                   linewidths=0.6)
+        ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.4, color=color)
+        ax.set_xlim(*extent)
+        ax.set_ylim(*extent)
+        ax.set_aspect("equal")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("x₁")
+        ax.set_ylabel("x₂")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def score_fields(points, fields, data, path, title, extent):
+    """One panel per model {label: (M, 2) score at ``points`` (M, 2)}: arrows of the learned
+    score (normalised length, colour = log magnitude) over the training data."""
+    points, data = _host(points, data)
+    fig, axes = plt.subplots(1, len(fields), figsize=(4.4 * len(fields), 4.4), squeeze=False)
+    for ax, (label, field) in zip(axes[0], fields.items()):
+        field = backend.asnumpy(field)
+        norm = (field ** 2).sum(1) ** 0.5 + 1e-12
+        ax.scatter(data[:, 0], data[:, 1], s=1, alpha=0.3, color="gray")
+        ax.quiver(points[:, 0], points[:, 1], field[:, 0] / norm, field[:, 1] / norm,
+                  (norm + 1e-12) ** 0.5, cmap="viridis", scale=30, width=0.004)
+        ax.set_xlim(*extent)
+        ax.set_ylim(*extent)
+        ax.set_aspect("equal")
+        ax.set_title(label, fontsize=10)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def image_grid(images, path, ncols=10, title=None):
+    """Grey-scale images (N, 1, H, W) or (N, H, W), values in [0, 1] (clipped), tiled row by row
+    into one figure: 0 black, 1 white, each pixel a square (no smoothing, so 8x8 stays 8x8)."""
+    (images,) = _host(images)
+    images = images.reshape((images.shape[0],) + images.shape[-2:]).clip(0, 1)
+    nrows = -(-images.shape[0] // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(0.8 * ncols, 0.8 * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k < images.shape[0]:
+            ax.imshow(images[k], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
