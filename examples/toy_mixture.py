@@ -46,7 +46,7 @@ def main(argv=None):
     args = parse_args("toy_mixture", __doc__.splitlines()[0], argv)
     rng = ms.backend.default_rng(args.seed)
     p = target()
-    n, n_steps = (2000, 300) if args.quick else (10000, 1000)
+    n, n_steps = (2000, 1000) if args.quick else (10000, 2000)
     samples = run_samplers(p, n, n_steps, 10, rng)
     centers = ms.backend.xp.asarray(MEANS, dtype=ms.backend.float_dtype)
     weights = {k: float(ms.metrics.mode_weights(x, centers)[1]) for k, x in samples.items()}

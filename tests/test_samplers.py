@@ -200,17 +200,17 @@ def test_inpainting_follows_the_analytic_conditional():
 
 
 # ------------------------------------------------------------ 6. mode weights (Song & Ermon §3.2)
-def test_annealing_recovers_mode_weights_that_ula_cannot():
+def test_annealing_recovers_mode_weights_that_ula_cannot(tmp_path):
+    """The NCSN experiment, run as `python -m examples.toy_mixture --quick`: exact scores of
+    0.8·N((5,5), I) + 0.2·N((-5,-5), I), particles from U[-8, 8]²."""
     from examples import toy_mixture
-    p, n = toy_mixture.target(), 4000
-    samples = toy_mixture.run_samplers(p, n, 1000, 10, ms.backend.default_rng(7))
-    centers = np.array(toy_mixture.MEANS, dtype=np.float32)
-    weight = {k: float(ms.metrics.mode_weights(x, centers)[1]) for k, x in samples.items()}
+    m = toy_mixture.main(["--quick", "--out", str(tmp_path)])
+    n, w = m["n"], m["mode_weights"]
     se = math.sqrt(0.2 * 0.8 / n)
     # ULA keeps the split of its uniform start (~0.5 by symmetry): far from 0.2
-    assert abs(weight["ula"] - weight["initial"]) < N_SE * math.sqrt(0.25 / n)
-    assert abs(weight["ula"] - 0.2) > 20 * se
-    assert abs(weight["annealed"] - 0.2) < N_SE * se
+    assert abs(w["ula"] - m["initial_weight"]) < N_SE * math.sqrt(0.25 / n)
+    assert abs(w["ula"] - 0.2) > 20 * se
+    assert abs(w["annealed"] - 0.2) < N_SE * se
 
 
 # ------------------------------------------------------------ any shape, float32, bad arguments
