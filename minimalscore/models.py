@@ -21,18 +21,24 @@ def mlp_init(rng, sizes):
 
 def mlp_hidden(params, x, activation=nn.softplus):
     """The activations h_l of every hidden layer (the last layer is linear)."""
+    *hidden_layers, _ = params["layers"]
+    return _activations(hidden_layers, x, activation)
+
+
+def _activations(layers, x, activation):
     hidden = []
-    for layer in params["layers"][:-1]:
-        x = activation(nn.dense(layer, x))
+    for layer in layers:
+        x = nn.dense(layer, x, activation)
         hidden.append(x)
     return hidden
 
 
 def mlp(params, x, activation=nn.softplus):
     """s(x) = W_L a(... a(x W_1 + b_1) ...) + b_L, batch first."""
-    for layer in params["layers"][:-1]:
-        x = activation(nn.dense(layer, x))
-    return nn.dense(params["layers"][-1], x)
+    *hidden_layers, output_layer = params["layers"]  # unpacked once: each look-up is a traced node
+    for layer in hidden_layers:
+        x = nn.dense(layer, x, activation)
+    return nn.dense(output_layer, x)
 
 
 def noise_conditional_mlp_init(rng, dim, hidden=(128, 128)):
@@ -73,15 +79,15 @@ def mlp_score_and_divergence(params, x):
     passes for the generic trace. softplus' derivative is read off its output,
     a'(u) = 1 - exp(-softplus(u)).
     """
-    layers = params["layers"]
-    if len(layers) not in (2, 3):
+    *hidden_layers, output_layer = params["layers"]  # unpacked once: each look-up is a traced node
+    if len(hidden_layers) not in (1, 2):
         raise ValueError(f"params: the closed-form trace needs 1 or 2 hidden layers, got "
-                         f"{len(layers) - 1}; use objectives.divergence for other nets")
-    hidden = mlp_hidden(params, x)
-    score = nn.dense(layers[-1], hidden[-1])
+                         f"{len(hidden_layers)}; use objectives.divergence for other nets")
+    hidden = _activations(hidden_layers, x, nn.softplus)
+    score = nn.dense(output_layer, hidden[-1])
     d = [nn.sigmoid_from_softplus(h) for h in hidden]
-    w_first, w_last = layers[0]["W"], layers[-1]["W"]
-    if len(layers) == 2:
+    w_first, w_last = hidden_layers[0]["W"], output_layer["W"]
+    if len(hidden) == 1:
         return score, d[0] @ anp.sum(w_first * w_last.T, axis=0)
-    coupling = layers[1]["W"] * (w_last @ w_first).T
+    coupling = hidden_layers[1]["W"] * (w_last @ w_first).T
     return score, anp.sum((d[0] @ coupling) * d[1], axis=1)

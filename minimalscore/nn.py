@@ -10,7 +10,9 @@ the others), so it too is differentiable to any order.
 import math
 
 import autograd.numpy as anp
-from autograd.extend import defvjp, primitive
+from autograd import builtins
+from autograd.extend import defvjp, defvjp_argnums, primitive
+from autograd.tracer import isbox
 
 from . import backend
 
@@ -40,15 +42,30 @@ def count_params(tree):
 # ---------------------------------------------------------------- activations
 @primitive
 def softplus(x):
-    """log(1 + e^x), written max(x, 0) + log(1 + e^-|x|): stable for any x, and 2-3x faster
-    than log1p on NumPy (issue 4 §3); its absolute error stays below 1e-7 in float32."""
+    """log(1 + e^x), written max(log1p(e^min(x, 40)), x): softplus(x) > x everywhere, and past
+    40 log1p(e^x) = x to float64 precision (e^-40 < 2^-53), so the max keeps log1p's value below
+    40 and x above; e^x never overflows and x << 0 keeps full relative accuracy. Four passes,
+    one exp and one log1p: the cheapest exact form we measured on NumPy (issue 7). The passes
+    after the first reuse its fresh array: a new 256 KB array costs page faults."""
     xp = backend.xp
-    return xp.maximum(x, 0) + xp.log(1 + xp.exp(-xp.abs(x)))
+    h = xp.asarray(xp.minimum(x, 40.0))
+    xp.exp(h, out=h)
+    xp.log1p(h, out=h)
+    return xp.maximum(h, x, out=h)
 
 
+@primitive
 def sigmoid_from_softplus(h):
-    """sigmoid(x) = 1 - exp(-softplus(x)): softplus' derivative from its output, one exp."""
-    return 1 - anp.exp(-h)
+    """sigmoid(x) = 1 - e^-softplus(x) = -expm1(-h): softplus' derivative from its output h,
+    one transcendental (expm1 stays accurate where h is tiny), in place like softplus."""
+    xp = backend.xp
+    d = xp.asarray(xp.negative(h))
+    xp.expm1(d, out=d)
+    return xp.negative(d, out=d)
+
+
+# d/dh (1 - e^-h) = e^-h = 1 - sigmoid: again a function of the output, so differentiable to any order.
+defvjp(sigmoid_from_softplus, lambda d, h: lambda g: g * (1 - d))
 
 
 defvjp(softplus, lambda h, x: lambda g: g * sigmoid_from_softplus(h))
@@ -61,8 +78,12 @@ def elu(x):
     return xp.where(x > 0, x, xp.exp(xp.minimum(x, 0)) - 1)
 
 
-# d elu/dx = 1 for x > 0 and e^x = elu(x) + 1 otherwise, i.e. 1 + min(elu(x), 0).
-defvjp(elu, lambda y, x: lambda g: g * (1 + anp.minimum(y, 0)))
+def elu_derivative_from_output(y):
+    """d elu/dx = 1 for x > 0 and e^x = elu(x) + 1 otherwise, i.e. 1 + min(elu(x), 0)."""
+    return 1 + anp.minimum(y, 0)
+
+
+defvjp(elu, lambda y, x: lambda g: g * elu_derivative_from_output(y))
 
 
 def sigmoid(x):
@@ -95,50 +116,121 @@ def dense_init(rng, fan_in, fan_out):
             "b": rng.uniform(-bound, bound, (fan_out,))}
 
 
-def dense(params, x):
-    return x @ params["W"] + params["b"]
+# An activation whose derivative is a function of its output fuses into the dense layer: the
+# VJP needs only the layer's output, which autograd keeps anyway.
+DERIVATIVE_FROM_OUTPUT = {softplus: sigmoid_from_softplus, elu: elu_derivative_from_output}
+
+
+def dense_reference(params, x, activation=None):
+    """a(x W + b) written plainly: what ``dense`` computes, and its fallback."""
+    u = x @ params["W"] + params["b"]
+    return u if activation is None else activation(u)
+
+
+def dense(params, x, activation=None):
+    """A dense layer a(x W + b) on batch-first x (a = None: linear).
+
+    For a = None, softplus or elu it is one primitive, ``_dense``, instead of matmul, add,
+    activation and two parameter look-ups: autograd's per-operation bookkeeping costs as much
+    as the arithmetic at the benchmark's sizes (issue 7). Its VJP is written in
+    autograd.numpy, so it differentiates again. Other activations, and layers given as plain
+    dicts of traced arrays (which a primitive cannot see through), take ``dense_reference``.
+    """
+    fusable = activation is None or activation in DERIVATIVE_FROM_OUTPUT
+    if not fusable or (not isbox(params) and any(isbox(a) for a in params.values())):
+        return dense_reference(params, x, activation)
+    return _dense(params, x, activation)
+
+
+@primitive
+def _dense(params, x, activation):
+    u = x @ params["W"]
+    u += params["b"]
+    return u if activation is None else activation(u)
+
+
+def _dense_vjp(argnums, y, args, kwargs):
+    """Cotangents of a(u), u = x W + b: du = g a'(u) (a' read off y = a(u)), then
+    dW = x^T du, db = sum_n du, dx = du W^T, for the arguments being differentiated. The
+    parameter cotangent is autograd's traced dict, so that a higher derivative sees into it."""
+    params, x, activation = args
+
+    def vjp(g):
+        du = g if activation is None else g * DERIVATIVE_FROM_OUTPUT[activation](y)
+        return tuple(builtins.dict(W=x.T @ du, b=anp.sum(du, axis=0)) if argnum == 0 else du @ params["W"].T
+                     for argnum in argnums)
+    return vjp
+
+
+defvjp_argnums(_dense, _dense_vjp)
 
 
 # ---------------------------------------------------------------- conv2d
 # y[n,o,h,w] = sum_{c,i,j} w[o,c,i,j] x_pad[n,c,h + d*i, w + d*j]   (stride 1, zero padding p,
 # dilation d). Its input gradient is the same convolution of g with the flipped, transposed
 # kernel and padding d*(k-1) - p; its weight gradient is a correlation of x_pad with g.
-def _pad(x, padding):
-    """Zero-pad (positive) or crop (negative) the two spatial axes by (ph, pw)."""
+#
+# All three run on the flattened padded grid (issue 7): with the padded input laid out as
+# (C, N*Hp*Wp), tap (i, j) reads it shifted by d*(i*Wp + j) positions, so the convolution is a
+# sum of shifted matrix products. Stacking the kh row shifts (kh copies of the input, where
+# im2col makes kh*kw) leaves kw products (O, kh*C) @ (kh*C, positions). Positions past the end
+# of a row or an image compute garbage that is cropped away; the kept ones never read across
+# images. ``conv2d_reference`` is the definition, written plainly.
+def conv2d_reference(x, w, padding=0, dilation=1):
+    """The definition: a sum over kernel taps (i, j) of w[:, :, i, j] applied to the shifted,
+    padded input (autograd.numpy throughout; slower, for checking ``conv2d``)."""
+    p, d = padding, dilation
+    x_pad = anp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), "constant")
+    kh, kw = w.shape[2:]
+    ho, wo = x_pad.shape[2] - d * (kh - 1), x_pad.shape[3] - d * (kw - 1)
+    return sum(anp.einsum("nchw,oc->nohw", x_pad[:, :, d * i:d * i + ho, d * j:d * j + wo], w[:, :, i, j])
+               for i in range(kh) for j in range(kw))
+
+
+def _row_shifts(x, kh, padding, dilation):
+    """R[(i, c), q] = x_pad[c, q + d*i*Wp]: the zero-padded input as (C, N*Hp*Wp), q running over
+    the flattened (N, Hp, Wp) grid, its kh row shifts stacked. Returns R and (N, Hp, Wp)."""
     xp = backend.xp
+    n, c, h, w = x.shape
     ph, pw = padding
-    if ph > 0 or pw > 0:
-        x = xp.pad(x, ((0, 0), (0, 0), (max(ph, 0),) * 2, (max(pw, 0),) * 2))
-    h, w = x.shape[2], x.shape[3]
-    return x[:, :, max(-ph, 0):h - max(-ph, 0), max(-pw, 0):w - max(-pw, 0)]
-
-
-def _columns(x, kernel, padding, dilation):
-    """im2col: (N, C*kh*kw, Ho*Wo) windows of the padded input, and the output size (Ho, Wo)."""
-    xp = backend.xp
-    kh, kw = kernel
-    x = _pad(x, padding)
-    n, c, hp, wp = x.shape
-    ho, wo = hp - dilation * (kh - 1), wp - dilation * (kw - 1)
-    taps = [x[:, :, dilation * i:dilation * i + ho, dilation * j:dilation * j + wo]
-            for i in range(kh) for j in range(kw)]
-    return xp.stack(taps, axis=2).reshape(n, c * kh * kw, ho * wo), (ho, wo)
+    grid = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+    grid[:, :, ph:ph + h, pw:pw + w] = xp.transpose(x, (1, 0, 2, 3))
+    hp, wp = grid.shape[2:]
+    flat = grid.reshape(c, n * hp * wp)
+    length = n * hp * wp - dilation * (kh - 1) * wp
+    rows = xp.stack([flat[:, dilation * i * wp:dilation * i * wp + length] for i in range(kh)])
+    return rows.reshape(kh * c, length), (n, hp, wp)
 
 
 @primitive
 def _conv(x, w, padding, dilation):
+    xp = backend.xp
     o, c, kh, kw = w.shape
-    cols, (ho, wo) = _columns(x, (kh, kw), padding, dilation)
-    return (w.reshape(o, c * kh * kw) @ cols).reshape(x.shape[0], o, ho, wo)
+    rows, (n, hp, wp) = _row_shifts(x, kh, padding, dilation)
+    length = rows.shape[1] - dilation * (kw - 1)  # the positions every column shift can read
+    w_taps = xp.transpose(w, (3, 0, 2, 1)).reshape(kw, o, kh * c)  # [j] = (O, (i, c)), R's row order
+    y = xp.empty((o, n * hp * wp), dtype=x.dtype)  # positions past `length` are cropped below
+    xp.matmul(w_taps[0], rows[:, :length], out=y[:, :length])
+    for j in range(1, kw):
+        y[:, :length] += w_taps[j] @ rows[:, dilation * j:dilation * j + length]
+    ho, wo = hp - dilation * (kh - 1), wp - dilation * (kw - 1)
+    return xp.transpose(y.reshape(o, n, hp, wp)[:, :, :ho, :wo], (1, 0, 2, 3))
 
 
 @primitive
 def _conv_weight_grad(x, g, kernel, padding, dilation):
-    """dL/dw of _conv for output cotangent g: sum over n, h, w of g[n,o] * window[n,c,i,j]."""
-    n, o = g.shape[:2]
-    cols, _ = _columns(x, kernel, padding, dilation)
-    dw = backend.xp.tensordot(g.reshape(n, o, -1), cols, axes=((0, 2), (0, 2)))
-    return dw.reshape((o, x.shape[1]) + tuple(kernel))
+    """dL/dw of _conv for output cotangent g: dw[o,c,i,j] = sum_{n,h,w} g[n,o,h,w] x_pad[n,c,h+d*i,w+d*j],
+    i.e. g laid on the flat grid (zeros off the output positions) times each column shift of R."""
+    xp = backend.xp
+    kh, kw = kernel
+    rows, (n, hp, wp) = _row_shifts(x, kh, padding, dilation)
+    length = rows.shape[1] - dilation * (kw - 1)
+    o, ho, wo = g.shape[1:]
+    g_grid = xp.zeros((o, n, hp, wp), dtype=g.dtype)
+    g_grid[:, :, :ho, :wo] = xp.transpose(g, (1, 0, 2, 3))
+    g_flat = g_grid.reshape(o, n * hp * wp)[:, :length]
+    dw = xp.stack([g_flat @ rows[:, dilation * j:dilation * j + length].T for j in range(kw)])
+    return xp.transpose(dw.reshape(kw, o, kh, x.shape[1]), (1, 3, 2, 0))
 
 
 def _transposed_padding(kernel, padding, dilation):
@@ -186,3 +278,49 @@ def conv2d_init(rng, in_channels, out_channels, kernel_size=3):
 
 def conv2d_layer(params, x, padding=1, dilation=1):
     return conv2d(x, params["w"], padding, dilation) + params["b"][:, None, None]
+
+
+# ---------------------------------------------------------------- NCSN layers (issue 8)
+def instance_norm_plus_plus(x, gamma, beta, alpha, eps=1e-5):
+    """Instance normalisation++ (Song & Ermon 2019, Appendix A; 004 §5.3) of x (N, C, H, W):
+
+        z_k = gamma_k (x_k - mu_k) / s_k + beta_k + alpha_k (mu_k - m) / v
+
+    mu_k, s_k: mean and standard deviation of channel k over its pixels; m, v: mean and standard
+    deviation of the channel means mu_k. Plain instance norm forgets the mu_k (colour / ink
+    shifts); the alpha term puts their pattern back. gamma, beta, alpha are (N, C), one row per
+    example, so a noise-conditional net passes each example its own noise level's row.
+    Both standard deviations are population ones (divide by the count), each with ``eps`` added
+    to the variance (the released code divides v's variance by C - 1; the paper does not say).
+    """
+    mu = anp.mean(x, axis=(2, 3), keepdims=True)
+    s = anp.sqrt(anp.mean((x - mu) ** 2, axis=(2, 3), keepdims=True) + eps)
+    m = anp.mean(mu, axis=1, keepdims=True)
+    v = anp.sqrt(anp.mean((mu - m) ** 2, axis=1, keepdims=True) + eps)
+    per_channel = lambda a: anp.reshape(a, a.shape + (1, 1))
+    return per_channel(gamma) * (x - mu) / s + per_channel(beta) + per_channel(alpha) * (mu - m) / v
+
+
+def avg_pool2d(x, size=5):
+    """Stride-1 mean over size x size windows with zero padding size // 2 (padded zeros count,
+    PyTorch's default): RefineNet's chained-residual pooling, with NCSN's mean instead of max
+    (004 §5.3). The box filter is separable, so it is two matrix products with banded matrices,
+    B_H x B_W^T, (B)_ij = 1/size for |i - j| <= size // 2: cheap, and differentiable to any order."""
+    xp = backend.xp
+
+    def band(n):
+        offset = xp.abs(xp.arange(n)[:, None] - xp.arange(n)[None, :])
+        return (offset <= size // 2).astype(x.dtype) / size
+
+    return anp.matmul(anp.matmul(band(x.shape[2]), x), band(x.shape[3]).T)
+
+
+def mean_pool2(x):
+    """2 x 2 mean pooling, stride 2 (H and W even): NCSN's one subsampling layer."""
+    n, c, h, w = x.shape
+    return anp.mean(anp.reshape(x, (n, c, h // 2, 2, w // 2, 2)), axis=(3, 5))
+
+
+def upsample_nearest(x, factor=2):
+    """Nearest-neighbour upsampling: each pixel becomes a factor x factor block."""
+    return anp.repeat(anp.repeat(x, factor, axis=2), factor, axis=3)

@@ -7,6 +7,7 @@ all non-batch axes, so vectors and images go through the same code.
 """
 import autograd.numpy as anp
 from autograd import make_vjp
+from autograd.extend import defvjp, primitive
 
 from . import backend
 
@@ -14,6 +15,29 @@ from . import backend
 def _sum_per_example(a):
     """Sum over every axis but the batch axis: (N, ...) -> (N,)."""
     return anp.sum(anp.reshape(a, (a.shape[0], -1)), axis=1)
+
+
+def _batch_mean(a):
+    """Mean of (N,) per-example terms, written sum / N: autograd 1.9.1's ``mean`` VJP divides by
+    a NumPy int64 count, which NumPy 2 promotes to float64, and a float64 cotangent would make
+    the whole float32 backward pass run in float64."""
+    return anp.sum(a) / a.shape[0]
+
+
+def half_mean_squared_norm_reference(r):
+    """0.5 E_n ||r_n||^2 for a batch r (N, ...), written as the definition reads."""
+    return 0.5 * _batch_mean(_sum_per_example(r ** 2))
+
+
+@primitive
+def half_mean_squared_norm(r):
+    """0.5 E_n ||r_n||^2 = <r, r> / 2N (the mean of per-example sums is the total sum over N):
+    one dot product and one traced node where the definition takes six (issue 7). Its VJP,
+    g r / N, is differentiable again."""
+    return backend.xp.vdot(r, r) / (2 * r.shape[0])
+
+
+defvjp(half_mean_squared_norm, lambda ans, r: lambda g: g * r / r.shape[0])
 
 
 def check_batch(x, name="x"):
@@ -51,7 +75,10 @@ def divergence(f, x):
 
     Differentiable again (the parameter gradient of a trace is what exact SM trains on).
     Cost grows with D = prod(x.shape[1:]); for MLPs ``models.mlp_score_and_divergence`` gives
-    the same trace in closed form.
+    the same trace in closed form. The alternative, one backward pass over the batch replicated
+    D times (``bench/variants.py``), does the same flops in fewer, larger operations; measured
+    on the benchmark's exact-SM steps (issue 7) it was no faster (within 10% either way for
+    D = 2..128) and it needs D times the memory, so this loop is the generic path.
     """
     vjp, fx = make_vjp(f)(x)
     if fx.shape != x.shape:
@@ -72,7 +99,7 @@ def explicit_sm(score, x, target_score):
     """
     check_batch(x)
     target = target_score(x) if callable(target_score) else target_score
-    return 0.5 * anp.mean(_sum_per_example((score(x) - target) ** 2))
+    return half_mean_squared_norm(score(x) - target)
 
 
 def implicit_sm(score, x, score_and_divergence=None):
@@ -87,7 +114,7 @@ def implicit_sm(score, x, score_and_divergence=None):
         s, trace = score_and_divergence(x)
     else:
         s, trace = score(x), divergence(score, x)
-    return anp.mean(0.5 * _sum_per_example(s ** 2) + trace)
+    return half_mean_squared_norm(s) + _batch_mean(trace)
 
 
 def projections(x, rng, n_projections=1, kind="gaussian"):
@@ -119,7 +146,7 @@ def sliced_sm(score, x, rng, n_projections=1, variance_reduction=False, kind="ga
     vjp, s = make_vjp(score)(xs)
     jacobian_term = _sum_per_example(vjp(v) * v)
     norm_term = _sum_per_example(s ** 2) if variance_reduction else _sum_per_example(s * v) ** 2
-    return anp.mean(jacobian_term + 0.5 * norm_term)
+    return _batch_mean(jacobian_term + 0.5 * norm_term)
 
 
 def dsm(score, x, sigma, rng):
@@ -130,7 +157,7 @@ def dsm(score, x, sigma, rng):
     _check_sigma(sigma)
     z = rng.normal(x.shape, dtype=x.dtype)
     residual = score(x + sigma * z) + z / sigma
-    return 0.5 * anp.mean(_sum_per_example(residual ** 2))
+    return half_mean_squared_norm(residual)
 
 
 def multiscale_dsm(score, x, sigmas, rng):
@@ -148,4 +175,4 @@ def multiscale_dsm(score, x, sigmas, rng):
     sigma_b = anp.reshape(sigma, (-1,) + (1,) * (x.ndim - 1))
     z = rng.normal(x.shape, dtype=x.dtype)
     residual = sigma_b * score(x + sigma_b * z, sigma) + z
-    return 0.5 * anp.mean(_sum_per_example(residual ** 2))
+    return half_mean_squared_norm(residual)

@@ -1,0 +1,142 @@
+"""Every fast path against the plain version beside it (issue 7), every new primitive through
+check_grads to second order, and float32 kept float32 through whole training steps."""
+import autograd.core
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd import grad, make_vjp, value_and_grad
+from autograd.test_util import check_grads
+
+import minimalscore as ms
+from minimalscore import models, nn, objectives, optim
+
+
+def float64_params(sizes, seed=0, scale=2.0):
+    """A float64 MLP scaled away from PyTorch's near-flat initialisation (sharper witnesses)."""
+    params = models.mlp_init(ms.backend.default_rng(seed), sizes)
+    return nn.tree_map(lambda a: scale * a.astype(np.float64), params)
+
+
+def assert_trees_close(a, b, **tol):
+    for u, v in zip(nn.tree_leaves(a), nn.tree_leaves(b)):
+        assert np.allclose(u, v, **tol)
+
+
+# ------------------------------------------------------------ fused dense layer
+@pytest.mark.parametrize("activation", [nn.softplus, nn.elu, None])
+def test_fused_dense_equals_reference_to_second_order(activation):
+    layer = float64_params([3, 4])["layers"][0]
+    x = np.random.default_rng(1).standard_normal((5, 3))
+    v = np.random.default_rng(2).standard_normal((5, 4))
+    assert np.allclose(nn.dense(layer, x, activation), nn.dense_reference(layer, x, activation), atol=1e-14)
+
+    def vjp_dot(f):  # a scalar through a VJP in x: its parameter gradient is a second derivative
+        return lambda p: anp.sum(make_vjp(lambda y: f(p, y, activation))(x)[0](v) ** 2)
+    assert_trees_close(grad(vjp_dot(nn.dense))(layer), grad(vjp_dot(nn.dense_reference))(layer), atol=1e-12)
+    check_grads(lambda p, y: nn.dense(p, y, activation), modes=["rev"], order=2)(layer, x)
+
+
+def test_dense_falls_back_for_unfused_activations_and_plain_dicts_of_traced_arrays():
+    layer = float64_params([3, 4])["layers"][0]
+    x = np.random.default_rng(1).standard_normal((5, 3))
+    assert np.allclose(nn.dense(layer, x, nn.swish), nn.dense_reference(layer, x, nn.swish))
+    # a layer rebuilt inside the differentiated function is a plain dict holding traced arrays
+    rebuilt = lambda W: anp.sum(nn.dense({"W": W, "b": layer["b"]}, x, nn.softplus))
+    reference = lambda W: anp.sum(nn.dense_reference({"W": W, "b": layer["b"]}, x, nn.softplus))
+    assert np.allclose(grad(rebuilt)(layer["W"]), grad(reference)(layer["W"]))
+
+
+# ------------------------------------------------------------ softplus and its derivative
+def test_softplus_across_its_branch_point_and_sigmoid_from_output():
+    x = np.concatenate([np.linspace(-100, 100, 2001), np.linspace(39, 41, 2001)])
+    exact = np.logaddexp(0, x)
+    assert np.max(np.abs(nn.softplus(x) - exact) / exact) < 1e-15
+    # float32: relative error of a few roundings, also for x << 0 (down to where e^x turns subnormal)
+    x32 = x[x > -80].astype(np.float32)
+    exact32 = np.logaddexp(0, x32.astype(np.float64))
+    assert np.max(np.abs(nn.softplus(x32) - exact32) / exact32) < 3e-7
+    sigmoid = 1 / (1 + np.exp(-x))
+    assert np.allclose(nn.sigmoid_from_softplus(nn.softplus(x)), sigmoid, rtol=1e-14, atol=0)
+    check_grads(nn.sigmoid_from_softplus, modes=["rev"], order=2)(np.array([0.01, 0.5, 1.3, 4.0]))
+
+
+# ------------------------------------------------------------ 0.5 E||r||^2
+def test_half_mean_squared_norm_equals_its_definition():
+    r = np.random.default_rng(0).standard_normal((6, 2, 3))
+    assert np.isclose(objectives.half_mean_squared_norm(r), objectives.half_mean_squared_norm_reference(r))
+    assert np.allclose(grad(objectives.half_mean_squared_norm)(r),
+                       grad(objectives.half_mean_squared_norm_reference)(r))
+    check_grads(objectives.half_mean_squared_norm, modes=["rev"], order=2)(r)
+
+
+# ------------------------------------------------------------ conv2d on the flat grid
+@pytest.mark.parametrize("kernel,padding,dilation",
+                         [((3, 3), 1, 1), ((3, 5), 0, 1), ((3, 3), 2, 2), ((1, 1), 0, 1)])
+def test_flat_grid_conv2d_equals_the_definition_with_gradients(kernel, padding, dilation):
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 3, 7, 8)), rng.standard_normal((4, 3) + kernel)
+    y = nn.conv2d(x, w, padding, dilation)
+    assert np.allclose(y, nn.conv2d_reference(x, w, padding, dilation), atol=1e-12)
+    g = rng.standard_normal(y.shape)
+    fast = make_vjp(nn.conv2d, argnum=(0, 1))(x, w, padding, dilation)[0](g)
+    plain = make_vjp(nn.conv2d_reference, argnum=(0, 1))(x, w, padding, dilation)[0](g)
+    for a, b in zip(fast, plain):
+        assert np.allclose(a, b, atol=1e-12)
+
+
+# ------------------------------------------------------------ Adam's one-array moving average
+def test_moving_average_is_the_convex_combination_and_keeps_its_inputs():
+    a, x = np.array([1.0, -2.0]), np.array([3.0, 5.0])
+    assert np.allclose(optim.moving_average(a, x, 0.9), 0.9 * a + 0.1 * x, rtol=1e-15)
+    assert a.tolist() == [1.0, -2.0] and x.tolist() == [3.0, 5.0]
+
+
+# ------------------------------------------------------------ float32 through whole steps
+def cotangent_dtypes(monkeypatch, fun, *args):
+    """Value and gradient of fun, recording the dtype of every cotangent the backward pass
+    produces (autograd 1.9's backward_pass, replaced by the same loop plus a record)."""
+    seen = set()
+
+    def recording_backward_pass(g, end_node):
+        outgrads = {end_node: (g, False)}
+        for node in autograd.core.toposort(end_node):
+            outgrad = outgrads.pop(node)
+            for parent, ingrad in zip(node.parents, node.vjp(outgrad[0])):
+                seen.update(str(a.dtype) for a in nn.tree_leaves(ingrad) if hasattr(a, "dtype"))
+                outgrads[parent] = autograd.core.add_outgrads(outgrads.get(parent), ingrad)
+        return outgrad[0]
+    monkeypatch.setattr(autograd.core, "backward_pass", recording_backward_pass)
+    value, grads = value_and_grad(fun)(*args)
+    return value, grads, seen
+
+
+def float32_losses():
+    sigmas = np.geomspace(1.0, 0.01, 10).astype(np.float32)
+    mlp = lambda p: (lambda y: models.mlp(p, y))
+    return {
+        "multiscale_dsm": (lambda p, x, rng: objectives.multiscale_dsm(
+            lambda y, s: models.noise_conditional_mlp(p, y, s), x, sigmas, rng), 3),
+        "exact_sm_closed_form": (lambda p, x, rng: objectives.implicit_sm(
+            mlp(p), x, lambda y: models.mlp_score_and_divergence(p, y)), 2),
+        "exact_sm_generic": (lambda p, x, rng: objectives.implicit_sm(mlp(p), x), 2),
+        "sliced_sm": (lambda p, x, rng: objectives.sliced_sm(mlp(p), x, rng), 2),
+        "dsm": (lambda p, x, rng: objectives.dsm(mlp(p), x, 0.1, rng), 2),
+    }
+
+
+@pytest.mark.parametrize("name", list(float32_losses()))
+def test_float32_training_steps_never_touch_float64(monkeypatch, name):
+    loss, d_in = float32_losses()[name]
+    params = models.mlp_init(ms.backend.default_rng(0), [d_in, 16, 16, 2])
+    x = ms.backend.default_rng(1).normal((8, 2))
+    value, grads, dtypes = cotangent_dtypes(monkeypatch, loss, params, x, ms.backend.default_rng(2))
+    assert dtypes == {"float32"} and value.dtype == np.float32
+    new_params, state = optim.adam_update(params, grads, optim.adam_init(params))
+    assert {str(a.dtype) for a in nn.tree_leaves((new_params, state["m"], state["v"]))} == {"float32"}
+
+
+def test_float32_conv2d_gradients_never_touch_float64(monkeypatch):
+    rng = ms.backend.default_rng(0)
+    x, w, g = rng.normal((2, 3, 6, 6)), rng.normal((4, 3, 3, 3)), rng.normal((2, 4, 6, 6))
+    _, grads, dtypes = cotangent_dtypes(monkeypatch, lambda w: anp.sum(nn.conv2d(x, w, 1) * g), w)
+    assert dtypes == {"float32"} and grads.dtype == np.float32
