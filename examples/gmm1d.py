@@ -98,7 +98,7 @@ def fisher_table(p, scores, conditional, sigmas, points):
     density = anp.exp(p.log_prob(points))
     own = {"exact": [(None, p)], "dsm_small": [(None, p.perturbed(SIGMA_SMALL))],
            "dsm_large": [(None, p.perturbed(SIGMA_LARGE))],
-           "multiscale": [(float(s), p.perturbed(float(s))) for s in sigmas]}
+           "multiscale": [(s, p.perturbed(s)) for s in ms.backend.asnumpy(sigmas).tolist()]}
     table = {}
     for name, score in scores.items():
         learned = score(points)
