@@ -27,7 +27,10 @@ def target():
 
 def run_samplers(p, n, n_steps, n_levels, rng):
     """ULA with ∇log p (004 §4) and annealed Langevin with ∇log p_σi, σ from 20 down to 1
-    (004 §5.1, Song & Ermon's toy setting), from the same uniform start."""
+    (004 §5.1, Song & Ermon's toy setting), from the same uniform start, the same total number
+    of steps. ε = 0.3 with 20 levels of 100 steps leaves annealing's own bias (the minority
+    mode's weight freezes where the blurred modes separate) at ~0.005; ε = 0.1 with 10 levels
+    measured ~0.018."""
     xp = ms.backend.xp
     x0 = rng.uniform(-8.0, 8.0, (n, 2))
     ula = samplers.langevin(p.score, x0, step=0.1, n_steps=n_steps, rng=rng)
@@ -37,7 +40,7 @@ def run_samplers(p, n, n_steps, n_levels, rng):
     def score(x, sigma):  # every particle of one annealing level shares its σ
         return perturbed[float(sigma[0])].score(x)
 
-    annealed = samplers.annealed_langevin(score, x0, sigmas, eps=0.1, n_steps_each=n_steps // n_levels,
+    annealed = samplers.annealed_langevin(score, x0, sigmas, eps=0.3, n_steps_each=n_steps // n_levels,
                                           rng=rng)
     return {"initial": x0, "ula": ula, "annealed": annealed}
 
@@ -46,8 +49,8 @@ def main(argv=None):
     args = parse_args("toy_mixture", __doc__.splitlines()[0], argv)
     rng = ms.backend.default_rng(args.seed)
     p = target()
-    n, n_steps = (2000, 1000) if args.quick else (10000, 2000)
-    samples = run_samplers(p, n, n_steps, 10, rng)
+    n, n_steps = (2000, 2000) if args.quick else (10000, 2000)
+    samples = run_samplers(p, n, n_steps, 20, rng)
     centers = ms.backend.xp.asarray(MEANS, dtype=ms.backend.float_dtype)
     weights = {k: float(ms.metrics.mode_weights(x, centers)[1]) for k, x in samples.items()}
     se = (0.2 * 0.8 / n) ** 0.5

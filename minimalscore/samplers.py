@@ -4,7 +4,8 @@ and inpainting (004 §4, §5.1, §5.2). The VE-SDE samplers live in ``sde.py``.
 Every sampler takes ``rng`` (``backend.default_rng``), works on any batch-first shape
 (vectors (N, D) or images (N, C, H, W)), keeps x's float dtype, and shows a progress bar with
 ``progress=True``. ``score`` is x -> array like x; annealed samplers call score(x, sigma) with
-a per-example ``sigma`` of shape (N,) (DESIGN.md §3).
+a per-example ``sigma`` of shape (N,) (DESIGN.md §3). Nothing inside a loop reads a value back
+to the host: step sizes are Python floats computed up front, acceptance counts stay on device.
 """
 import math
 
@@ -16,8 +17,8 @@ from . import backend
 from .objectives import check_batch, check_sigmas
 
 
-def _steps(n, progress, desc):
-    return tqdm(range(n), desc=desc, disable=not progress, leave=False)
+def _bar(total, progress, desc):
+    return tqdm(total=total, desc=desc, disable=not progress, leave=False)
 
 
 def _check_positive(name, value):
@@ -31,7 +32,7 @@ def _check_count(name, value):
 
 
 def langevin_step(score_x, x, step, rng):
-    """One ULA step (004 §4): x + (ε/2) s(x) + √ε z, z ~ N(0, I)."""
+    """One ULA step (004 §4): x + (ε/2) s(x) + √ε z, z ~ N(0, I); ``step`` ε a Python float."""
     return x + (step / 2) * score_x + math.sqrt(step) * rng.normal(x.shape, dtype=x.dtype)
 
 
@@ -41,16 +42,134 @@ def langevin(score, x0, step, n_steps, rng, progress=False):
     Its stationary law approaches p as ε -> 0; at fixed ε it is biased (for N(0, 1) the
     stationary variance is 1/(1 - ε/4)). Two other conventions meet in the literature:
     seed 002 writes x + ε s + √ε w, whose stationary law is p² (normalised), not p — for
-    N(0, 1) a variance of 1/(2 - ε) -> 1/2 (tests pin it); NCSN's released code writes
+    N(0, 1) a variance of 1/(2 - ε) -> 1/2 (the tests pin it); NCSN's released code writes
     x + a s + √(2a) z, which is this rule with ε = 2a.
     """
     check_batch(x0, "x0")
     _check_positive("step", step)
     _check_count("n_steps", n_steps)
     x = x0
-    for _ in _steps(n_steps, progress, "Langevin"):
+    for _ in tqdm(range(n_steps), desc="Langevin", disable=not progress, leave=False):
         x = langevin_step(score(x), x, step, rng)
     return x
+
+
+def _sum_per_example(a):
+    return anp.sum(anp.reshape(a, (a.shape[0], -1)), axis=1)
+
+
+def _per_example(flags, ndim):
+    """(N,) -> (N, 1, ..., 1): broadcasts a per-chain value against an x of ``ndim`` axes."""
+    return backend.xp.reshape(flags, (-1,) + (1,) * (ndim - 1))
+
+
+def _metropolis(log_ratio, rng, dtype):
+    """Metropolis-Hastings, per chain: accept with probability min(1, exp(log_ratio))."""
+    u = rng.uniform(0.0, 1.0, log_ratio.shape, dtype=dtype)
+    return backend.xp.log(u) < log_ratio
+
+
+def _keep(accept, new, old):
+    return backend.xp.where(_per_example(accept, new.ndim), new, old)
+
+
+def mala(log_prob, x0, step, n_steps, rng, progress=False):
+    """Metropolis-adjusted Langevin (Roberts & Tweedie 1996; 004 §4): a ULA proposal
+    x' = x + (ε/2)∇log p(x) + √ε z, accepted with probability
+    min(1, p(x') q(x | x') / (p(x) q(x' | x))), q(b | a) = N(b; a + (ε/2)∇log p(a), ε I).
+    p is its stationary law for any ε; ``log_prob`` x -> (N,) may be unnormalised and is
+    differentiated by autograd. Returns (x, acceptance rate over all chains and steps).
+    """
+    check_batch(x0, "x0")
+    _check_positive("step", step)
+    _check_count("n_steps", n_steps)
+    score = grad(lambda y: anp.sum(log_prob(y)))  # chains are independent: ∇ of the sum is per chain
+
+    def log_q(to, frm, score_frm):  # log N(to; frm + (ε/2) s(frm), ε I) up to a constant
+        return -_sum_per_example((to - frm - (step / 2) * score_frm) ** 2) / (2 * step)
+
+    x, lp, s = x0, log_prob(x0), score(x0)
+    n_accepted = 0.0
+    for _ in tqdm(range(n_steps), desc="MALA", disable=not progress, leave=False):
+        proposal = langevin_step(s, x, step, rng)
+        lp_new, s_new = log_prob(proposal), score(proposal)
+        log_ratio = lp_new - lp + log_q(x, proposal, s_new) - log_q(proposal, x, s)
+        accept = _metropolis(log_ratio, rng, x.dtype)
+        x, lp, s = _keep(accept, proposal, x), backend.xp.where(accept, lp_new, lp), _keep(accept, s_new, s)
+        n_accepted = n_accepted + accept.sum()
+    return x, float(n_accepted) / (n_steps * x.shape[0])
+
+
+def hmc(log_prob, x0, step, n_leapfrog, n_steps, rng, jitter=0.2, progress=False):
+    """Hamiltonian Monte Carlo (Duane et al. 1987; Neal 2011; 004 §4): momentum r ~ N(0, I),
+    ``n_leapfrog`` leapfrog steps on H(x, r) = -log p(x) + |r|²/2, then a Metropolis test on
+    exp(-ΔH). p is its stationary law for any step. Each chain's step is drawn afresh every
+    transition, uniform on step·(1 ± ``jitter``) (Neal 2011 §5.4.2.2): a fixed trajectory
+    length can resonate with a direction of the target (a half period maps x to -x) and stop
+    mixing there; ``jitter=0`` gives plain HMC. Returns (x, acceptance rate)."""
+    check_batch(x0, "x0")
+    _check_positive("step", step)
+    _check_count("n_leapfrog", n_leapfrog)
+    _check_count("n_steps", n_steps)
+    if not 0 <= jitter < 1:
+        raise ValueError(f"jitter: must be in [0, 1), got {jitter}")
+    score = grad(lambda y: anp.sum(log_prob(y)))
+    x, lp, s = x0, log_prob(x0), score(x0)
+    n_accepted = 0.0
+    for _ in tqdm(range(n_steps), desc="HMC", disable=not progress, leave=False):
+        r = rng.normal(x.shape, dtype=x.dtype)
+        h = rng.uniform(step * (1 - jitter), step * (1 + jitter), (x.shape[0],) + (1,) * (x.ndim - 1),
+                        dtype=x.dtype)
+        y, s_y, r_y = x, s, r + (h / 2) * s  # a half step in momentum, then whole steps
+        for i in range(n_leapfrog):
+            y = y + h * r_y
+            s_y = score(y)
+            r_y = r_y + (h if i < n_leapfrog - 1 else h / 2) * s_y  # the last one a half step
+        lp_y = log_prob(y)
+        log_ratio = lp_y - lp - 0.5 * _sum_per_example(r_y ** 2) + 0.5 * _sum_per_example(r ** 2)
+        accept = _metropolis(log_ratio, rng, x.dtype)
+        x, lp, s = _keep(accept, y, x), backend.xp.where(accept, lp_y, lp), _keep(accept, s_y, s)
+        n_accepted = n_accepted + accept.sum()
+    return x, float(n_accepted) / (n_steps * x.shape[0])
+
+
+def _annealing_schedule(sigmas, eps, n_steps_each):
+    """Validated noise levels and steps as Python floats: [(σ_i, α_i)] with
+    α_i = ε σ_i² / σ_L² (004 §5.1), which keeps the signal-to-noise ratio of a step constant."""
+    sigmas = backend.asarray(sigmas, dtype=backend.xp.float64)
+    check_sigmas(sigmas)
+    _check_positive("eps", eps)
+    _check_count("n_steps_each", n_steps_each)
+    sigmas = [float(s) for s in backend.asnumpy(sigmas)]  # one transfer, before the loop
+    return [(s, eps * s ** 2 / sigmas[-1] ** 2) for s in sigmas]
+
+
+def _sigma_vector(sigma, x):
+    """The per-example noise level (N,) a noise-conditional score takes (DESIGN.md §3)."""
+    return backend.xp.full((x.shape[0],), sigma, dtype=x.dtype)
+
+
+def _tweedie(score, x, sigma):
+    """E[x | x~] = x~ + σ² ∇log p_σ(x~) (Tweedie's formula, 004 Theorem 5)."""
+    return x + sigma ** 2 * score(x, _sigma_vector(sigma, x))
+
+
+def annealed_langevin(score, x0, sigmas, eps, n_steps_each, rng, denoise=False, progress=False):
+    """Annealed Langevin dynamics (Song & Ermon 2019 Alg. 1; 004 §5.1 Algorithm): for each level
+    σ_1 > ... > σ_L, T = ``n_steps_each`` ULA steps with the score s(x, σ_i) and step
+    α_i = ε σ_i²/σ_L². ``denoise=True`` ends with Tweedie's step x + σ_L² s(x, σ_L)
+    (NCSNv2's final denoising), the posterior mean E[x | x~] at the last level.
+    """
+    check_batch(x0, "x0")
+    schedule = _annealing_schedule(sigmas, eps, n_steps_each)
+    x = x0
+    with _bar(len(schedule) * n_steps_each, progress, "annealed Langevin") as bar:
+        for sigma, alpha in schedule:
+            sigma_vec = _sigma_vector(sigma, x)
+            for _ in range(n_steps_each):
+                x = langevin_step(score(x, sigma_vec), x, alpha, rng)
+                bar.update()
+    return _tweedie(score, x, schedule[-1][0]) if denoise else x
 
 
 def _broadcasts_to(shape, target):
@@ -60,144 +179,36 @@ def _broadcasts_to(shape, target):
     return all(a in (1, b) for a, b in zip(shape[::-1], target[::-1]))
 
 
-def _sum_per_example(a):
-    return anp.sum(anp.reshape(a, (a.shape[0], -1)), axis=1)
-
-
-def _accept(log_ratio, proposal, x, rng):
-    """Metropolis-Hastings: keep each chain's proposal with probability min(1, e^log_ratio)."""
-    xp = backend.xp
-    u = rng.uniform(0.0, 1.0, (x.shape[0],), dtype=x.dtype)
-    accepted = xp.log(u) < log_ratio
-    mask = xp.reshape(accepted, (-1,) + (1,) * (x.ndim - 1))
-    return xp.where(mask, proposal, x), accepted
-
-
-def mala(log_prob, x0, step, n_steps, rng, progress=False):
-    """Metropolis-adjusted Langevin (Roberts & Tweedie 1996; 004 §4): a ULA proposal
-    x' = x + (ε/2)∇log p(x) + √ε z, accepted with probability
-    min(1, p(x') q(x | x') / (p(x) q(x' | x))), q(b | a) = N(b; a + (ε/2)∇log p(a), ε I).
-    Exact for any ε (p's stationary law); ``log_prob`` x -> (N,) may be unnormalised.
-    Returns (x, acceptance rate over all chains and steps).
-    """
-    check_batch(x0, "x0")
-    _check_positive("step", step)
-    _check_count("n_steps", n_steps)
-    score = grad(lambda y: anp.sum(log_prob(y)))
-
-    def log_q(to, frm, score_frm):  # log N(to; frm + (ε/2) s(frm), ε I) up to a constant
-        return -_sum_per_example((to - frm - (step / 2) * score_frm) ** 2) / (2 * step)
-
-    x, lp, s = x0, log_prob(x0), score(x0)
-    accepted = 0.0
-    for _ in _steps(n_steps, progress, "MALA"):
-        proposal = langevin_step(s, x, step, rng)
-        lp_new, s_new = log_prob(proposal), score(proposal)
-        log_ratio = lp_new - lp + log_q(x, proposal, s_new) - log_q(proposal, x, s)
-        x, keep = _accept(log_ratio, proposal, x, rng)
-        lp, s = backend.xp.where(keep, lp_new, lp), _select(keep, s_new, s)
-        accepted += float(keep.mean())
-    return x, accepted / n_steps
-
-
-def _select(keep, new, old):
-    return backend.xp.where(backend.xp.reshape(keep, (-1,) + (1,) * (new.ndim - 1)), new, old)
-
-
-def hmc(log_prob, x0, step, n_leapfrog, n_steps, rng, jitter=0.2, progress=False):
-    """Hamiltonian Monte Carlo (Duane et al. 1987; Neal 2011; 004 §4): momentum r ~ N(0, I),
-    ``n_leapfrog`` leapfrog steps on H(x, r) = -log p(x) + |r|²/2, then a Metropolis test on
-    exp(-ΔH). Exact for any step. Each chain's step is drawn afresh every transition from
-    step·(1 ± ``jitter``) (Neal 2011 §5.4.2.2): a fixed trajectory length can resonate with a
-    direction of the target (e.g. a half period maps x to -x) and stop mixing there.
-    Returns (x, acceptance rate)."""
-    check_batch(x0, "x0")
-    _check_positive("step", step)
-    _check_count("n_leapfrog", n_leapfrog)
-    _check_count("n_steps", n_steps)
-    if not 0 <= jitter < 1:
-        raise ValueError(f"jitter: must be in [0, 1), got {jitter}")
-    score = grad(lambda y: anp.sum(log_prob(y)))
-    x, lp, s = x0, log_prob(x0), score(x0)
-    accepted = 0.0
-    for _ in _steps(n_steps, progress, "HMC"):
-        r = rng.normal(x.shape, dtype=x.dtype)
-        h = step * rng.uniform(1 - jitter, 1 + jitter, (x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype)
-        y, s_y, r_y = x, s, r + (h / 2) * s  # half step in momentum
-        for i in range(n_leapfrog):
-            y = y + h * r_y
-            s_y = score(y)
-            r_y = r_y + (h if i < n_leapfrog - 1 else h / 2) * s_y
-        lp_y = log_prob(y)
-        log_ratio = lp_y - lp - 0.5 * _sum_per_example(r_y ** 2) + 0.5 * _sum_per_example(r ** 2)
-        x, keep = _accept(log_ratio, y, x, rng)
-        lp, s = backend.xp.where(keep, lp_y, lp), _select(keep, s_y, s)
-        accepted += float(keep.mean())
-    return x, accepted / n_steps
-
-
-def _level_steps(sigmas, eps):
-    """α_i = ε σ_i² / σ_L² (004 §5.1): a constant signal-to-noise ratio across levels."""
-    sigma_last = float(sigmas[-1])
-    return [eps * float(s) ** 2 / sigma_last ** 2 for s in sigmas]
-
-
-def _check_annealing(x, sigmas, eps, n_steps_each):
-    check_batch(x, "x0")
-    sigmas = backend.asarray(sigmas, dtype=x.dtype)
-    check_sigmas(sigmas)
-    _check_positive("eps", eps)
-    _check_count("n_steps_each", n_steps_each)
-    return sigmas
-
-
-def annealed_langevin(score, x0, sigmas, eps, n_steps_each, rng, denoise=False, progress=False):
-    """Annealed Langevin dynamics (Song & Ermon 2019 Alg. 1; 004 §5.1 Algorithm): for each level
-    σ_1 > ... > σ_L, T = ``n_steps_each`` ULA steps with the score s(x, σ_i) and step
-    α_i = ε σ_i²/σ_L². ``denoise=True`` ends with Tweedie's step x + σ_L² s(x, σ_L)
-    (004 Theorem 5; NCSNv2's final denoising), the posterior mean E[x | x~].
-    """
-    sigmas = _check_annealing(x0, sigmas, eps, n_steps_each)
-    x, n = x0, x0.shape[0]
-    bar = tqdm(total=len(sigmas) * n_steps_each, desc="annealed Langevin", disable=not progress, leave=False)
-    for sigma, alpha in zip(sigmas, _level_steps(sigmas, eps)):
-        sigma_vec = backend.xp.full((n,), float(sigma), dtype=x.dtype)
-        for _ in range(n_steps_each):
-            x = langevin_step(score(x, sigma_vec), x, alpha, rng)
-            bar.update()
-    bar.close()
-    if denoise:
-        x = x + float(sigmas[-1]) ** 2 * score(x, sigma_vec)
-    return x
-
-
 def inpaint(score, x, mask, sigmas, eps, n_steps_each, rng, x0=None, denoise=False, progress=False):
-    """Inpainting by annealed Langevin (Song & Ermon 2019 Alg. 2; 004 §5.2 Algorithm): the
-    observed part (mask = 1) is re-noised once per level, y = x + σ_i ξ, and written over the
-    chain after every step, x~ <- x~ ∘ (1 - m) + y ∘ m, so the unobserved part samples
-    p_σi(x_unobserved | y_observed). The chain starts at ``x0`` (default: uniform on the
-    data's range in the unobserved part). At the end the observed part is set to x itself:
-    the algorithm would leave it at y (x plus σ_L noise), an artefact, not an inference.
+    """Inpainting by annealed Langevin (Song & Ermon 2019 Alg. 2; 004 §5.2 Algorithm).
+
+    At each level the observed part (mask = 1) is re-noised once, y = x + σ_i ξ, and after
+    every ULA step written over the chain, x~ <- x~ ∘ (1 - m) + y ∘ m; the unobserved part then
+    samples p_σi(x~_unobserved | x~_observed = y). ``mask`` has x's shape or broadcasts to it.
+    The chain starts at ``x0`` (default: uniform on [min x, max x], as NCSN starts images from
+    uniform noise). ``denoise=True`` applies Tweedie's step to the last chain.
+
+    The return value holds x exactly where mask = 1: the algorithm would leave y there, x plus
+    σ_L noise, an artefact of conditioning on a noisy copy, not an inference about x.
     """
-    xp = backend.xp
-    sigmas = _check_annealing(x, sigmas, eps, n_steps_each)
+    check_batch(x, "x")
+    schedule = _annealing_schedule(sigmas, eps, n_steps_each)
     mask = backend.asarray(mask, dtype=x.dtype)
     if not _broadcasts_to(mask.shape, x.shape):
         raise ValueError(f"mask: shape {mask.shape} does not broadcast to x's {x.shape}")
     if x0 is None:
-        low, high = float(x.min()), float(x.max())
-        x0 = rng.uniform(low, high, x.shape, dtype=x.dtype)
+        x0 = rng.uniform(float(x.min()), float(x.max()), x.shape, dtype=x.dtype)
     check_batch(x0, "x0")
-    chain, n = x0 * (1 - mask) + x * mask, x.shape[0]
-    bar = tqdm(total=len(sigmas) * n_steps_each, desc="inpainting", disable=not progress, leave=False)
-    for sigma, alpha in zip(sigmas, _level_steps(sigmas, eps)):
-        sigma_vec = xp.full((n,), float(sigma), dtype=x.dtype)
-        y = x + float(sigma) * rng.normal(x.shape, dtype=x.dtype)
-        for _ in range(n_steps_each):
-            chain = langevin_step(score(chain, sigma_vec), chain, alpha, rng)
-            chain = chain * (1 - mask) + y * mask
-            bar.update()
-    bar.close()
+    if x0.shape != x.shape:
+        raise ValueError(f"x0: shape {x0.shape} differs from x's {x.shape}")
+    chain, keep = x0, 1 - mask
+    with _bar(len(schedule) * n_steps_each, progress, "inpainting") as bar:
+        for sigma, alpha in schedule:
+            sigma_vec = _sigma_vector(sigma, x)
+            y_observed = (x + sigma * rng.normal(x.shape, dtype=x.dtype)) * mask
+            for _ in range(n_steps_each):
+                chain = langevin_step(score(chain, sigma_vec), chain, alpha, rng) * keep + y_observed
+                bar.update()
     if denoise:
-        chain = chain + float(sigmas[-1]) ** 2 * score(chain, sigma_vec)
-    return chain * (1 - mask) + x * mask
+        chain = _tweedie(score, chain, schedule[-1][0])
+    return chain * keep + x * mask
