@@ -61,7 +61,7 @@ def train_models(data, rng, n_steps, progress):
     multi-scale model read at its smallest σ), the noise-conditional score (x, σ) -> score
     and the σ's."""
     xp = ms.backend.xp
-    sigmas = xp.asarray(xp.geomspace(SIGMAS[0], SIGMAS[1], SIGMAS[2]), dtype=data.dtype)
+    sigmas = ms.schedule.geometric_sigmas(*SIGMAS).astype(data.dtype)
 
     def exact(p, batch, rng):  # implicit SM with the exact (closed-form) trace
         return objectives.implicit_sm(None, batch, lambda y: models.mlp_score_and_divergence(p, y))

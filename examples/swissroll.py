@@ -74,7 +74,7 @@ def main(argv=None):
     n_steps, n_samples, n_langevin = (300, 1000, 300) if args.quick else (2000, 3000, 1000)
     data = ms.data.swiss_roll(10000, seed=args.seed, noise=NOISE)
     held_out = ms.data.swiss_roll(n_samples, seed=args.seed + 1, noise=NOISE)
-    sigmas = xp.asarray(xp.geomspace(*SIGMAS), dtype=data.dtype)
+    sigmas = ms.schedule.geometric_sigmas(*SIGMAS).astype(data.dtype)
 
     trained = train_all(data, sigmas, n_steps, rng)
     samples = sample_all(trained, sigmas, n_samples, n_langevin, rng)

@@ -31,11 +31,10 @@ def run_samplers(p, n, n_steps, n_levels, rng):
     of steps. ε = 0.3 with 20 levels of 100 steps leaves annealing's own bias (the minority
     mode's weight freezes where the blurred modes separate) at ~0.005; ε = 0.1 with 10 levels
     measured ~0.018."""
-    xp = ms.backend.xp
     x0 = rng.uniform(-8.0, 8.0, (n, 2))
     ula = samplers.langevin(p.score, x0, step=0.1, n_steps=n_steps, rng=rng)
-    sigmas = xp.asarray(xp.geomspace(20.0, 1.0, n_levels), dtype=x0.dtype)
-    perturbed = {float(s): p.perturbed(float(s)) for s in sigmas}
+    sigmas = ms.schedule.geometric_sigmas(20.0, 1.0, n_levels).astype(x0.dtype)
+    perturbed = {s: p.perturbed(s) for s in ms.backend.asnumpy(sigmas).tolist()}
 
     def score(x, sigma):  # every particle of one annealing level shares its σ
         return perturbed[float(sigma[0])].score(x)

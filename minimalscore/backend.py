@@ -80,7 +80,7 @@ class RNG:
 
     def __init__(self, seed=None, generator=None):
         self._gen = generator if generator is not None else xp.random.default_rng(seed)
-        self.backend = name
+        self.backend, self._xp = name, xp
 
     def normal(self, shape, dtype=None):
         return self._gen.standard_normal(shape, dtype=dtype or float_dtype)
@@ -104,14 +104,32 @@ class RNG:
         return xp.minimum(xp.searchsorted(cdf, u, side="right"), n - 1)
 
     def permutation(self, n):
-        return self._gen.permutation(n)
+        """A random permutation of range(n). cupy.random.Generator has no ``permutation``: on
+        CuPy it is the argsort of n uniform draws (ties have probability ~ n^2 / 2^53)."""
+        if self.backend == "numpy":
+            return self._gen.permutation(n)
+        return self._xp.argsort(self._gen.random(n))
 
     def get_state(self):
-        """The generator's state, to checkpoint (restore with :meth:`set_state`)."""
-        return self._gen.bit_generator.state
+        """The generator's state, to checkpoint (restore with :meth:`set_state`).
+
+        NumPy: the bit generator's state dict. CuPy: its ``state`` is a method returning a
+        device pointer; the stream lives in the cuRAND state array ``bit_generator._state``
+        (cupy/random/_bit_generator.pyx), copied to the host here."""
+        bits = self._gen.bit_generator
+        if self.backend == "numpy":
+            return bits.state
+        return {"bit_generator": type(bits).__name__, "curand_state": self._xp.asnumpy(bits._state)}
 
     def set_state(self, state):
-        self._gen.bit_generator.state = state
+        bits = self._gen.bit_generator
+        if self.backend == "numpy":
+            bits.state = state
+            return
+        if state.get("bit_generator") != type(bits).__name__:
+            raise ValueError(f"state: a {state.get('bit_generator')} state cannot restore a "
+                             f"{type(bits).__name__} generator")
+        bits._state[...] = self._xp.asarray(state["curand_state"], dtype=bits._state.dtype)
 
 
 def default_rng(seed=None):

@@ -58,8 +58,8 @@ def cond_norm(params, x, level):
     """CondInstanceNorm++ (Song & Ermon 2019 Appendix A): instance norm++ with each example's
     noise level's rows, picked by the one-hot matrix ``level`` (N, L) (a matrix product: its
     gradient is one more product, where fancy indexing would scatter-add row by row)."""
-    return nn.instance_norm_plus_plus(x, level @ params["gamma"], level @ params["beta"],
-                                      level @ params["alpha"])
+    return nn.instance_norm_plus_plus(x, anp.matmul(level, params["gamma"]),
+                                      anp.matmul(level, params["beta"]), anp.matmul(level, params["alpha"]))
 
 
 def residual_init(rng, n_levels, c_in, c_out):

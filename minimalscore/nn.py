@@ -3,9 +3,11 @@
 Parameters are nested dicts/lists of arrays; ``tree_map`` walks them. Activations that sit on
 the hot path (softplus, ELU) are autograd primitives with hand-written VJPs, and those VJPs are
 themselves written in ``autograd.numpy``: the layers stay differentiable to any order, which
-exact score matching needs (a parameter gradient of a trace is a third derivative).
-conv2d and its two gradients form a closed family of primitives (each one's VJPs are made of
-the others), so it too is differentiable to any order.
+exact score matching needs (a parameter gradient of a trace is a third derivative). A dense
+layer with such an activation is one primitive too (autograd's bookkeeping per operation costs
+as much as the arithmetic at small sizes). conv2d and its two gradients form a closed family of
+primitives (each one's VJPs are made of the others), so it too is differentiable to any order.
+Each fast path has its plain version beside it (``dense_reference``, ``conv2d_reference``).
 """
 import math
 
@@ -64,7 +66,7 @@ def sigmoid_from_softplus(h):
     return xp.negative(d, out=d)
 
 
-# d/dh (1 - e^-h) = e^-h = 1 - sigmoid: again a function of the output, so differentiable to any order.
+# d/dh (1 - e^-h) = e^-h = 1 - sigmoid: a function of the output again, differentiable to any order.
 defvjp(sigmoid_from_softplus, lambda d, h: lambda g: g * (1 - d))
 
 
@@ -123,7 +125,7 @@ DERIVATIVE_FROM_OUTPUT = {softplus: sigmoid_from_softplus, elu: elu_derivative_f
 
 def dense_reference(params, x, activation=None):
     """a(x W + b) written plainly: what ``dense`` computes, and its fallback."""
-    u = x @ params["W"] + params["b"]
+    u = anp.matmul(x, params["W"]) + params["b"]  # not @: CuPy's @ does not defer to autograd
     return u if activation is None else activation(u)
 
 
@@ -157,8 +159,9 @@ def _dense_vjp(argnums, y, args, kwargs):
 
     def vjp(g):
         du = g if activation is None else g * DERIVATIVE_FROM_OUTPUT[activation](y)
-        return tuple(builtins.dict(W=x.T @ du, b=anp.sum(du, axis=0)) if argnum == 0 else du @ params["W"].T
-                     for argnum in argnums)
+        cotangent = {0: lambda: builtins.dict(W=anp.matmul(x.T, du), b=anp.sum(du, axis=0)),
+                     1: lambda: anp.matmul(du, params["W"].T)}
+        return tuple(cotangent[argnum]() for argnum in argnums)
     return vjp
 
 
