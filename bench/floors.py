@@ -50,8 +50,12 @@ def dsm_ncsn_loss_and_grads(params, x, rng):
     sigma = backend.asarray(config.SIGMAS)[rng.integers(0, len(config.SIGMAS), (n,))][:, None]
     z = rng.normal(x.shape, dtype=x.dtype)
     u = xp.concatenate([x + sigma * z, xp.log(sigma)], axis=1)
-    h1 = softplus(u @ w1 + b1)
-    h2 = softplus(h1 @ w2 + b2)
+    h1 = u @ w1
+    h1 += b1
+    h1 = softplus(h1)
+    h2 = h1 @ w2
+    h2 += b2
+    h2 = softplus(h2)
     r = h2 @ w3
     r += b3 + z
     loss = 0.5 * float(xp.vdot(r, r)) / n
@@ -105,9 +109,11 @@ def annealed_langevin(params, x0, sigmas, eps, n_steps_each, rng):
         alpha = eps * sigma ** 2 / float(sigmas[-1]) ** 2
         bias1 = math.log(sigma) * w1[-1] + b1
         for _ in range(n_steps_each):
-            h = softplus(x @ w1[:-1] + bias1)
-            h = softplus(h @ w2 + b2)
-            s = h @ w3
+            u = x @ w1[:-1]
+            u += bias1
+            u = softplus(u) @ w2
+            u += b2
+            s = softplus(u) @ w3
             s += b3
             s *= alpha / 2 / sigma
             s += x
