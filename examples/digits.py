@@ -14,6 +14,23 @@ ceiling) and for uniform noise (the floor) frame them.
 
 Writes to --out (default ./out/digits/): samples.png, inpaint_lower.png, inpaint_right.png,
 progress_STEP.png, samples.npy (N, 1, H, W) in [0, 1], metrics.json, checkpoint.pkl.
+
+RESULTS (full run, seed 0, NumPy, this project's shared 2-core CPU). NCSN-lite with 182,577
+parameters; 1,600 steps of batch 64, Adam lr 2e-3, EMA 0.999 (with warm-up); NCSNv2 schedule:
+sigma_1 = 4.815, gamma = 1.362, L = 21, sigma_L = 0.01, T = 20, eps = 1.98e-5 (ours; step_lr
+9.9e-6 in NCSNv2's convention). Training took 716 s (0.45 s per step on the busy machine; 0.31 s
+alone, i.e. 8.3 minutes), sampling 600 digits 260 s. The judge, a 64-128-10 MLP, is right on 97.0%
+of the held-out digits.
+
+                       confidence  classes present  NN distance ratio  inpaint agreement
+    samples               0.869          10              1.35              0.58
+    held-out real         0.966          10              1.01              0.975
+    uniform noise         0.122          10              3.47              0.535
+
+Samples are recognisable digits of every class (counts 42-82 of 600) and are not copies of the
+training set (ratio > 1: somewhat farther from it than new real digits are). Inpainting beats the
+noise-filled floor only narrowly: completions look plausible but often pick another digit than
+the visible half implies (pasting the nearest training image's hidden half agrees 0.87 / 0.93).
 """
 import time
 
