@@ -10,30 +10,16 @@ Written on ``backend.xp``, so they run on CuPy too.
 """
 import math
 
-from minimalscore import backend
+from minimalscore import backend, nn
 
 from . import config
 
 B1, B2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 
-def softplus(u):
-    """log(1 + e^u) = log1p(e^min(u, 40)), and u itself beyond 40 (where e^-u is below float64's
-    epsilon, and softplus(u) > u elsewhere, so the max picks the right branch). In place: four
-    passes over u."""
-    xp = backend.xp
-    h = xp.minimum(u, 40.0)
-    xp.exp(h, out=h)
-    xp.log1p(h, out=h)
-    return xp.maximum(h, u, out=h)
-
-
-def sigmoid_from_softplus(h):
-    """softplus'(u) = sigmoid(u) = 1 - e^-softplus(u) = -expm1(-h): from the forward's output."""
-    xp = backend.xp
-    d = xp.negative(h)
-    xp.expm1(d, out=d)
-    return xp.negative(d, out=d)
+# The elementwise functions are the library's own (plain array code when nothing is traced), so
+# that the floor and the library do the same arithmetic and differ only in the bookkeeping.
+softplus, sigmoid_from_softplus = nn.softplus, nn.sigmoid_from_softplus
 
 
 def dsm_ncsn_loss_and_grads(params, x, rng):
