@@ -2,6 +2,7 @@
 size, and the scaling that keeps every noise level's loss O(1) (ermongroup/ncsn#9)."""
 import numpy as np
 import pytest
+from autograd import make_vjp
 from autograd.test_util import check_grads
 
 import minimalscore as ms
@@ -82,6 +83,19 @@ def test_shapes_and_output_scaling(net, size):
     # output / sigma (NCSNv2 Technique 3): sigma * s is the raw network output, O(1) at every level
     raw = np.sqrt((ms.backend.asnumpy(s * sigma[:, None, None, None]) ** 2).mean(axis=(1, 2, 3)))
     assert np.all((raw > 0.01) & (raw < 10))
+
+
+@pytest.mark.parametrize("size", [8, 16])
+def test_the_backward_pass_stays_float32(net, size):
+    # A float64 cotangent anywhere (autograd's mean VJP made one) turns every layer below it
+    # into float64 work; the input cotangent has passed through every layer, so it shows a leak.
+    params, sigmas = net
+    rng = ms.backend.default_rng(5)
+    x = rng.uniform(0, 1, (2, 1, size, size))
+    sigma = sigmas[ms.backend.asarray([0, 20])]
+    vjp, s = make_vjp(lambda y: ncsn.apply(params, y, sigma, sigmas))(x)
+    assert vjp(np.ones_like(s)).dtype == np.float32
+    assert nn.mean(np.ones((2, 3, 4), np.float32), axis=(1, 2)).dtype == np.float32
 
 
 def test_parameter_budget():
