@@ -51,9 +51,8 @@ def softplus(x):
     = log(w) + e/w to first order in e ~ 2^-24 w. That keeps full relative accuracy, also for
     x << 0 where softplus(x) ~ e^x (there w = 1 and the result is t itself), from exp and log
     alone. Why not log1p itself: on AVX2 machines NumPy's float32 log1p and expm1 are scalar
-    loops (~15-20 ns an element here) while exp and log are vectorised (~1.5-2 ns), so this
-    form is ~3x faster (issue 7). In place after the first two arrays: a new 256 KB array
-    costs page faults."""
+    loops (~15-20 ns an element here) while exp and log are vectorised (~1.5-3 ns), so this
+    form is ~3x faster (issue 7). Three arrays are allocated; every other pass runs in place."""
     xp = backend.xp
     t = xp.asarray(xp.abs(x))
     xp.negative(t, out=t)
@@ -300,13 +299,13 @@ def conv2d_layer(params, x, padding=1, dilation=1):
 
 
 # ---------------------------------------------------------------- NCSN layers (issue 8)
-def mean(x, axis):
-    """The mean over ``axis`` (kept), written sum / count: autograd 1.9.1's ``mean`` VJP divides
-    by a NumPy int64 count, NumPy 2 promotes that to float64, and a float64 cotangent makes
-    every layer below it, convolutions included, run in float64 (a third of an NCSN step's
+def mean(x, axis, keepdims=True):
+    """The mean over ``axis``, written sum / count: autograd 1.9.1's ``mean`` VJP divides by a
+    NumPy int64 count, NumPy 2 promotes that to float64, and a float64 cotangent makes every
+    layer below it, convolutions included, run in float64 (a third of an NCSN step's
     convolutions did, issue 8)."""
     axes = axis if isinstance(axis, tuple) else (axis,)
-    return anp.sum(x, axis=axis, keepdims=True) / math.prod(x.shape[a] for a in axes)
+    return anp.sum(x, axis=axis, keepdims=keepdims) / math.prod(x.shape[a] for a in axes)
 
 
 def instance_norm_plus_plus(x, gamma, beta, alpha, eps=1e-5):
