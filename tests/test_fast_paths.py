@@ -57,7 +57,7 @@ def test_softplus_across_its_branch_point_and_sigmoid_from_output():
     assert np.max(np.abs(nn.softplus(x32) - exact32) / exact32) < 3e-7
     # sigmoid = 1 - e^-h has an absolute error bound (its docstring): e^-h's rounding (<= 1 ulp
     # of 1), 1 - d's (half an ulp), h's relative error times max h e^-h = 1/e: ~2.5e-16 in
-    # float64; in float32 NumPy's vectorised exp is good to 2.5 ulp and h to 3e-7, ~3e-7 in all.
+    # float64; in float32 the vectorised exp is good to a few ulp and h to 3e-7: ~3e-7 in all.
     sigmoid = 1 / (1 + np.exp(-x))
     assert np.max(np.abs(nn.sigmoid_from_softplus(nn.softplus(x)) - sigmoid)) < 4e-16
     sigmoid32 = nn.sigmoid_from_softplus(nn.softplus(x32))
