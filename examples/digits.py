@@ -98,8 +98,9 @@ def classifier_loss(params, x, labels, rng, outlier_weight=0.5):
     logits = classifier_logits(params, x)
     picked = anp.sum(logits * ms.backend.xp.eye(10, dtype=logits.dtype)[labels], axis=1)
     noise_logits = classifier_logits(params, rng.uniform(0.0, 1.0, x.shape))
-    outliers = log_sum_exp(noise_logits) - anp.mean(noise_logits, axis=1)
-    return anp.mean(log_sum_exp(logits) - picked) + outlier_weight * anp.mean(outliers)
+    outliers = log_sum_exp(noise_logits) - nn.mean(noise_logits, axis=1, keepdims=False)
+    batch_mean = lambda a: nn.mean(a, axis=0, keepdims=False)  # nn.mean: float32 stays float32
+    return batch_mean(log_sum_exp(logits) - picked) + outlier_weight * batch_mean(outliers)
 
 
 def train_classifier(x, y, rng, steps=600):

@@ -41,6 +41,15 @@ def count_params(tree):
     return sum(int(leaf.size) for leaf in tree_leaves(tree))
 
 
+def mean(x, axis, keepdims=True):
+    """The mean over ``axis``, written sum / count: autograd 1.9.1's ``mean`` VJP divides by a
+    NumPy int64 count, NumPy 2 promotes that to float64, and a float64 cotangent makes every
+    layer below it, convolutions included, run in float64 (a third of an NCSN step's
+    convolutions did, issue 8)."""
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return anp.sum(x, axis=axis, keepdims=keepdims) / math.prod(x.shape[a] for a in axes)
+
+
 # ---------------------------------------------------------------- activations
 @primitive
 def softplus(x):
@@ -299,15 +308,6 @@ def conv2d_layer(params, x, padding=1, dilation=1):
 
 
 # ---------------------------------------------------------------- NCSN layers (issue 8)
-def mean(x, axis, keepdims=True):
-    """The mean over ``axis``, written sum / count: autograd 1.9.1's ``mean`` VJP divides by a
-    NumPy int64 count, NumPy 2 promotes that to float64, and a float64 cotangent makes every
-    layer below it, convolutions included, run in float64 (a third of an NCSN step's
-    convolutions did, issue 8)."""
-    axes = axis if isinstance(axis, tuple) else (axis,)
-    return anp.sum(x, axis=axis, keepdims=keepdims) / math.prod(x.shape[a] for a in axes)
-
-
 def instance_norm_plus_plus(x, gamma, beta, alpha, eps=1e-5):
     """Instance normalisation++ (Song & Ermon 2019, Appendix A; 004 §5.3) of x (N, C, H, W):
 
@@ -352,7 +352,7 @@ def avg_pool2d(x, size=5):
 def mean_pool2(x):
     """2 x 2 mean pooling, stride 2 (H and W even): NCSN's one subsampling layer."""
     n, c, h, w = x.shape
-    return anp.reshape(mean(anp.reshape(x, (n, c, h // 2, 2, w // 2, 2)), axis=(3, 5)), (n, c, h // 2, w // 2))
+    return mean(anp.reshape(x, (n, c, h // 2, 2, w // 2, 2)), axis=(3, 5), keepdims=False)
 
 
 def upsample_nearest(x, factor=2):
