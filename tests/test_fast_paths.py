@@ -46,6 +46,25 @@ def test_dense_falls_back_for_unfused_activations_and_plain_dicts_of_traced_arra
     assert np.allclose(grad(rebuilt)(layer["W"]), grad(reference)(layer["W"]))
 
 
+# ------------------------------------------------------------ instance norm++ as one primitive
+def test_instance_norm_primitive_equals_reference_to_second_order():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 4, 5, 6)) * 2 + rng.standard_normal((3, 4, 1, 1))
+    tables = [rng.standard_normal((3, 4)) for _ in range(3)]
+    v = rng.standard_normal(x.shape)
+    assert np.allclose(nn.instance_norm_plus_plus(x, *tables), nn.instance_norm_plus_plus_reference(x, *tables),
+                       atol=1e-14)
+    # all four cotangents, then a squared VJP's gradient in (gamma, beta, alpha): second derivatives
+    fast, plain = (make_vjp(f, argnum=(0, 1, 2, 3))(x, *tables)[0](v)
+                   for f in (nn.instance_norm_plus_plus, nn.instance_norm_plus_plus_reference))
+    assert_trees_close(fast, plain, atol=1e-12)
+
+    def vjp_dot(f):
+        return lambda t: anp.sum(make_vjp(lambda y: f(y, *t))(x)[0](v) ** 2)
+    assert_trees_close(grad(vjp_dot(nn.instance_norm_plus_plus))(tables),
+                       grad(vjp_dot(nn.instance_norm_plus_plus_reference))(tables), atol=1e-10)
+
+
 # ------------------------------------------------------------ softplus and its derivative
 def test_softplus_across_its_branch_point_and_sigmoid_from_output():
     x = np.concatenate([np.linspace(-100, 100, 2001), np.linspace(39, 41, 2001)])
@@ -76,8 +95,11 @@ def test_half_mean_squared_norm_equals_its_definition():
 
 
 # ------------------------------------------------------------ conv2d on the flat grid
+# (4, 4): NCSN's last stage, where the shared padding (a tap reading past a row or an image
+# lands in its neighbour's zeros) is half the grid; (3, 5) with padding 0: no padding to share.
 @pytest.mark.parametrize("kernel,padding,dilation",
-                         [((3, 3), 1, 1), ((3, 5), 0, 1), ((3, 3), 2, 2), ((1, 1), 0, 1)])
+                         [((3, 3), 1, 1), ((3, 5), 0, 1), ((3, 3), 2, 2), ((1, 1), 0, 1), ((3, 3), 4, 4),
+                          ((5, 3), 3, 2)])
 def test_flat_grid_conv2d_equals_the_definition_with_gradients(kernel, padding, dilation):
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((2, 3, 7, 8)), rng.standard_normal((4, 3) + kernel)
