@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 from autograd import make_vjp, value_and_grad
 
-from minimalscore import backend, models, nn, objectives, optim, samplers
+from minimalscore import backend, conv, models, nn, objectives, optim, samplers
 
 from . import config, floors, reference, variants
 from .timing import measure, with_gflops
@@ -165,16 +165,16 @@ def exact_sm_scaling(quick):
 
 
 def conv2d(quick):
-    """W5: nn.conv2d forward, and forward + backward (dx, dw) for an output cotangent g
+    """W5: conv.conv2d forward, and forward + backward (dx, dw) for an output cotangent g
     (quick: a batch of 16 instead of 128)."""
     small = config.conv_inputs(seed=5, x_shape=(2, 3, 6, 5), w_shape=(4, 3, 3, 3))
-    vjp, y = make_vjp(nn.conv2d, argnum=(0, 1))(small[0], small[1], config.CONV_PADDING)
+    vjp, y = make_vjp(conv.conv2d, argnum=(0, 1))(small[0], small[1], config.CONV_PADDING)
     reference.compare_arrays("conv2d y, dx, dw", (y, *vjp(small[2])),
                              reference.conv_reference(*small, config.CONV_PADDING))
     x_shape = (16,) + config.CONV_X[1:] if quick else config.CONV_X
     x, w, g = config.conv_inputs(x_shape=x_shape)
-    forward = lambda: nn.conv2d(x, w, config.CONV_PADDING)
-    forward_backward = lambda: make_vjp(nn.conv2d, argnum=(0, 1))(x, w, config.CONV_PADDING)[0](g)
+    forward = lambda: conv.conv2d(x, w, config.CONV_PADDING)
+    forward_backward = lambda: make_vjp(conv.conv2d, argnum=(0, 1))(x, w, config.CONV_PADDING)[0](g)
     flops = 2 * np.prod(x_shape) * np.prod(config.CONV_W[:1] + config.CONV_W[2:])  # 2 N C H W O k^2
     r = measure({"conv2d_fwd": forward}, quick)
     r.update(measure({"conv2d_fwd_bwd": forward_backward}, quick))

@@ -4,9 +4,9 @@
     ms.backend.use("numpy")   # or "cupy"
 
 Modules (DESIGN.md §2), in the order data flows through them:
-backend, nn, models, ncsn, optim, distributions, data, objectives, schedule, train, samplers, sde,
+backend, conv, nn, models, ncsn, optim, distributions, data, objectives, schedule, train, samplers, sde,
 metrics, plot.
 """
-from . import backend, nn, models, ncsn, optim, distributions, data, objectives, schedule, train, samplers, sde, metrics
+from . import backend, conv, nn, models, ncsn, optim, distributions, data, objectives, schedule, train, samplers, sde, metrics
 
 __version__ = "0.1.0"

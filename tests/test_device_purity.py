@@ -23,7 +23,7 @@ from autograd import grad, make_jvp, value_and_grad
 from autograd.test_util import check_grads
 
 import minimalscore as ms
-from minimalscore import _autograd_cupy, distributions, models, nn, objectives, optim, train
+from minimalscore import _autograd_cupy, conv, distributions, models, nn, objectives, optim, train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -338,14 +338,14 @@ def _conv_derivatives():
     x, w = rng.normal((2, 3, 6, 6)), rng.normal((4, 3, 3, 3))
 
     def f(x, w):
-        return anp.sum(nn.conv2d(x, w, padding=2, dilation=2) ** 2)
+        return anp.sum(conv.conv2d(x, w, padding=2, dilation=2) ** 2)
 
     params = nn.conv2d_init(rng, 3, 4)
     layer = lambda p: anp.sum(nn.conv2d_layer(p, x) ** 2)
     dx, dw = grad(f, 0)(x, w), grad(f, 1)(x, w)
     second = grad(lambda w: anp.sum(grad(f, 0)(x, w) ** 2))(w)  # d/dw of a function of d/dx
-    reference = grad(lambda x: anp.sum(nn.conv2d_reference(x, w, padding=1) ** 2))(x)
-    return nn.conv2d(x, w, padding=1), dx, dw, second, grad(layer)(params), reference
+    reference = grad(lambda x: anp.sum(conv.conv2d_reference(x, w, padding=1) ** 2))(x)
+    return conv.conv2d(x, w, padding=1), dx, dw, second, grad(layer)(params), reference
 
 
 def test_conv2d_first_and_second_order_on_device(on_device):
@@ -356,7 +356,7 @@ def test_conv2d_passes_check_grads_on_device(on_device):
     """DESIGN.md §5: every hand-written primitive passes check_grads(order=2), here on the device."""
     rng = ms.backend.default_rng(2)
     x, w = rng.normal((1, 2, 5, 5), dtype=np.float64), rng.normal((3, 2, 3, 3), dtype=np.float64)
-    check_grads(lambda x, w: nn.conv2d(x, w, padding=1), modes=["rev"], order=2)(x, w)
+    check_grads(lambda x, w: conv.conv2d(x, w, padding=1), modes=["rev"], order=2)(x, w)
 
 
 def test_ncsn_step_on_device(on_device):

@@ -8,7 +8,7 @@ from autograd import grad, make_vjp, value_and_grad
 from autograd.test_util import check_grads
 
 import minimalscore as ms
-from minimalscore import models, nn, objectives, optim
+from minimalscore import conv, models, nn, objectives, optim
 
 
 def float64_params(sizes, seed=0, scale=2.0):
@@ -103,11 +103,11 @@ def test_half_mean_squared_norm_equals_its_definition():
 def test_flat_grid_conv2d_equals_the_definition_with_gradients(kernel, padding, dilation):
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((2, 3, 7, 8)), rng.standard_normal((4, 3) + kernel)
-    y = nn.conv2d(x, w, padding, dilation)
-    assert np.allclose(y, nn.conv2d_reference(x, w, padding, dilation), atol=1e-12)
+    y = conv.conv2d(x, w, padding, dilation)
+    assert np.allclose(y, conv.conv2d_reference(x, w, padding, dilation), atol=1e-12)
     g = rng.standard_normal(y.shape)
-    fast = make_vjp(nn.conv2d, argnum=(0, 1))(x, w, padding, dilation)[0](g)
-    plain = make_vjp(nn.conv2d_reference, argnum=(0, 1))(x, w, padding, dilation)[0](g)
+    fast = make_vjp(conv.conv2d, argnum=(0, 1))(x, w, padding, dilation)[0](g)
+    plain = make_vjp(conv.conv2d_reference, argnum=(0, 1))(x, w, padding, dilation)[0](g)
     for a, b in zip(fast, plain):
         assert np.allclose(a, b, atol=1e-12)
 
@@ -166,5 +166,5 @@ def test_float32_training_steps_never_touch_float64(monkeypatch, name):
 def test_float32_conv2d_gradients_never_touch_float64(monkeypatch):
     rng = ms.backend.default_rng(0)
     x, w, g = rng.normal((2, 3, 6, 6)), rng.normal((4, 3, 3, 3)), rng.normal((2, 4, 6, 6))
-    _, grads, dtypes = cotangent_dtypes(monkeypatch, lambda w: anp.sum(nn.conv2d(x, w, 1) * g), w)
+    _, grads, dtypes = cotangent_dtypes(monkeypatch, lambda w: anp.sum(conv.conv2d(x, w, 1) * g), w)
     assert dtypes == {"float32"} and grads.dtype == np.float32

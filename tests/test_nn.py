@@ -7,7 +7,7 @@ from autograd.test_util import check_grads
 from hypothesis import given, settings, strategies as st
 
 import minimalscore as ms
-from minimalscore import nn
+from minimalscore import conv, nn
 
 
 def conv_reference(x, w, padding, dilation):
@@ -49,9 +49,9 @@ def test_conv2d_matches_definition_and_grads_order2(padding, dilation):
     rng = np.random.default_rng(padding * 10 + dilation)
     x = rng.standard_normal((2, 3, 8, 7))
     w = rng.standard_normal((4, 3, 3, 3))
-    y = nn.conv2d(x, w, padding, dilation)
+    y = conv.conv2d(x, w, padding, dilation)
     assert np.allclose(y, conv_reference(x, w, padding, dilation), atol=1e-12)
-    check_grads(lambda x, w: nn.conv2d(x, w, padding, dilation), modes=["rev"], order=2)(x, w)
+    check_grads(lambda x, w: conv.conv2d(x, w, padding, dilation), modes=["rev"], order=2)(x, w)
 
 
 @settings(max_examples=15, deadline=None)
@@ -62,24 +62,24 @@ def test_conv2d_any_shape(n, c, o, k, hw, dilation, data):
     padding = data.draw(st.integers(max(0, (extent - hw + 2) // 2), extent))
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((n, c, hw, hw + 1)), rng.standard_normal((o, c, k, k))
-    assert np.allclose(nn.conv2d(x, w, padding, dilation), conv_reference(x, w, padding, dilation))
+    assert np.allclose(conv.conv2d(x, w, padding, dilation), conv_reference(x, w, padding, dilation))
 
 
 def test_conv2d_float32_stays_float32():
     rng = ms.backend.default_rng(0)
     x, w = rng.normal((2, 3, 6, 6)), rng.normal((4, 3, 3, 3))
-    dx, dw = grad(lambda x, w: anp.sum(nn.conv2d(x, w, 1) ** 2), (0, 1))(x, w)
-    assert nn.conv2d(x, w, 1).dtype == dx.dtype == dw.dtype == np.float32
+    dx, dw = grad(lambda x, w: anp.sum(conv.conv2d(x, w, 1) ** 2), (0, 1))(x, w)
+    assert conv.conv2d(x, w, 1).dtype == dx.dtype == dw.dtype == np.float32
 
 
 def test_conv2d_bad_input():
     x, w = np.zeros((2, 3, 6, 6)), np.zeros((4, 2, 3, 3))
     with pytest.raises(ValueError, match="conv2d"):
-        nn.conv2d(x, w)
+        conv.conv2d(x, w)
     with pytest.raises(ValueError, match="padding"):
-        nn.conv2d(x, np.zeros((4, 3, 3, 3)), padding=3)
+        conv.conv2d(x, np.zeros((4, 3, 3, 3)), padding=3)
     with pytest.raises(ValueError, match="does not fit"):
-        nn.conv2d(x, np.zeros((4, 3, 5, 5)), padding=0, dilation=2)
+        conv.conv2d(x, np.zeros((4, 3, 5, 5)), padding=0, dilation=2)
 
 
 def test_dense_init_is_pytorch_default():
