@@ -179,12 +179,16 @@ def _broadcasts_to(shape, target):
     return all(a in (1, b) for a, b in zip(shape[::-1], target[::-1]))
 
 
-def inpaint(score, x, mask, sigmas, eps, n_steps_each, rng, x0=None, denoise=False, progress=False):
+def inpaint(score, x, mask, sigmas, eps, n_steps_each, rng, x0=None, denoise=False, renoise="level",
+            progress=False):
     """Inpainting by annealed Langevin (Song & Ermon 2019 Alg. 2; 004 §5.2 Algorithm).
 
     At each level the observed part (mask = 1) is re-noised once, y = x + σ_i ξ, and after
     every ULA step written over the chain, x~ <- x~ ∘ (1 - m) + y ∘ m; the unobserved part then
     samples p_σi(x~_unobserved | x~_observed = y). ``mask`` has x's shape or broadcasts to it.
+    ``renoise="step"`` draws a new y before every step instead, as NCSNv2's released code does
+    (``anneal_Langevin_dynamics_inpainting``): the chain then sees an average over y's noise, not
+    one draw of it (``tests/test_samplers.py`` predicts both laws exactly for a Gaussian).
     The chain starts at ``x0`` (default: uniform on [min x, max x], as NCSN starts images from
     uniform noise). ``denoise=True`` applies Tweedie's step to the last chain.
 
@@ -193,6 +197,8 @@ def inpaint(score, x, mask, sigmas, eps, n_steps_each, rng, x0=None, denoise=Fal
     """
     check_batch(x, "x")
     schedule = _annealing_schedule(sigmas, eps, n_steps_each)
+    if renoise not in ("level", "step"):
+        raise ValueError(f"renoise: 'level' (004 §5.2) or 'step' (NCSNv2's code), got {renoise!r}")
     mask = backend.asarray(mask, dtype=x.dtype)
     if not _broadcasts_to(mask.shape, x.shape):
         raise ValueError(f"mask: shape {mask.shape} does not broadcast to x's {x.shape}")
@@ -205,8 +211,9 @@ def inpaint(score, x, mask, sigmas, eps, n_steps_each, rng, x0=None, denoise=Fal
     with _bar(len(schedule) * n_steps_each, progress, "inpainting") as bar:
         for sigma, alpha in schedule:
             sigma_vec = _sigma_vector(sigma, x)
-            y_observed = (x + sigma * rng.normal(x.shape, dtype=x.dtype)) * mask
-            for _ in range(n_steps_each):
+            for t in range(n_steps_each):
+                if t == 0 or renoise == "step":
+                    y_observed = (x + sigma * rng.normal(x.shape, dtype=x.dtype)) * mask
                 chain = langevin_step(score(chain, sigma_vec), chain, alpha, rng) * keep + y_observed
                 bar.update()
     if denoise:

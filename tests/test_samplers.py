@@ -208,11 +208,11 @@ def test_inpainting_keeps_the_observed_part_and_samples_the_conditional():
     assert abs(float(out[:, 1].mean()) - mean[1]) > 0.3
 
 
-def test_inpainting_renoises_the_observed_part_once_per_level():
+def test_inpainting_renoises_the_observed_part_once_per_level_or_every_step():
     """One level at σ = 1 on N(0, [[1, .9], [.9, 1]]), x₁ observed at 0. The chain conditions on
     one y = x + σ ξ held for the whole level, so across chains x₂ keeps the spread of its
     conditional mean, (Σ~_21/Σ~_11)² σ² = 0.2025 with Σ~ = Σ + σ² I. A y redrawn every step
-    would average most of that out; the two predictions differ by > 2 N_SE se."""
+    (renoise="step") averages most of that out; the two predictions differ by > 2 N_SE se."""
     cov, mean = np.array([[1.0, 0.9], [0.9, 1.0]]), np.zeros(2)
     sigmas, eps, steps = np.array([1.0]), 0.2, 200  # a = α P_22 / 2 = 0.063: (1-a)^400 ~ 1e-11
     precision = np.linalg.inv(cov + np.eye(2))
@@ -229,6 +229,12 @@ def test_inpainting_renoises_the_observed_part_once_per_level():
     a = eps * precision[1, 1] / 2
     v_per_step = (eps + (eps * precision[1, 0] * sigmas[0] / 2) ** 2) / (1 - (1 - a) ** 2)
     assert abs(float(out[:, 1].var()) - v_per_step) > 2 * N_SE * se_var(v_per_step, n)
+    # ... which is what renoise="step" (NCSNv2's code) gives
+    out_step = samplers.inpaint(lambda y, s: -y @ precision, x, mask, sigmas, eps, steps, rng,
+                                x0=rng.normal((n, 2), dtype=np.float64), renoise="step")
+    assert abs(float(out_step[:, 1].var()) - v_per_step) < N_SE * se_var(v_per_step, n)
+    with pytest.raises(ValueError, match="renoise"):
+        samplers.inpaint(lambda y, s: -y, x, mask, sigmas, eps, steps, rng, renoise="never")
 
 
 def test_inpainting_images_with_a_broadcast_mask():
