@@ -21,8 +21,8 @@ sigma_1 = 4.815, gamma = 1.362, L = 21, sigma_L = 0.01, T = 20, eps = 1.98e-5 (o
 9.9e-6 in NCSNv2's convention). Training took 492 s (0.307 s per step with one BLAS thread, on a
 machine whose 2048^3 GEMM runs 105-165 GFLOP/s; 0.45 s before convolutions shared their padding
 and instance norm++ became one primitive, 0.78 s before the backward pass was kept in float32),
-sampling 500 digits 370 s, inpainting 2 x 100 digits (T = 60, INPAINTING below) ~6 minutes. The
-judge, a 64-128-10 MLP, is right on 97.0% of the held-out digits.
+sampling 500 digits 370 s, inpainting 2 x 100 digits ~6 minutes (T = 60: see INPAINTING below).
+The judge, a 64-128-10 MLP, is right on 97.0% of the held-out digits.
 
                        confidence  classes present  NN distance ratio  inpaint agreement
     samples               0.887          10              1.33              0.715
@@ -54,13 +54,14 @@ from .common import parse_args, print_table, save_metrics
 # 16x16 needs at T = 5 buys 8x8 T = 20, which is better (confidence 0.87, ratio 1.35).
 # Batch 64 at lr 2e-3 beat batch 128 at 1e-3 or 2e-3 for the same wall time (0.845 vs 0.80-0.83):
 # more, noisier steps win when there are only ~1,600 of them (NCSNv2: 1e-4, batch 128, 300k steps).
-# INPAINTING runs 3x the Langevin time per level of sampling: T = 60 steps at the eps that
-# NCSNv2's rule gives T = 20. The rule fixes about eps * T (the chain's time per level), so a
-# larger T with its own eps mixes no more (measured: T = 60, own eps, ties T = 20), while the
-# completions need that time to come to agree with the observed half. On 200 held-out digits per
-# mask, the full run's net, agreement lower / right: T = 20 0.575 / 0.550; y re-noised every
-# step (NCSNv2's code) 0.605 / 0.595; the same 20 steps at 3x eps 0.625 / 0.655 (but 3x the
-# step's bias); T = 60 at T = 20's eps 0.675 / 0.685 (standard error ~0.034 each).
+# INPAINTING runs 3x the Langevin time per level of sampling (2x in --quick, to stay under a
+# minute): T = 60 steps at the eps that NCSNv2's rule gives T = 20. The rule fixes about eps * T
+# (the chain's time per level), so a larger T with its own eps mixes no more (measured: T = 60,
+# own eps, ties T = 20), while the completions need that time to come to agree with the
+# observed half. On 200 held-out digits per mask, the full run's net, agreement lower / right:
+# T = 20 0.575 / 0.550; y re-noised every step (NCSNv2's code) 0.605 / 0.595; the same 20 steps
+# at 3x eps 0.625 / 0.655 (but 3x the step's bias); T = 60 at T = 20's eps 0.675 / 0.685
+# (standard error ~0.034 each).
 FULL = dict(steps=1600, batch=64, lr=2e-3, channels=16, n_steps_each=20, inpaint_steps_each=60,
             n_samples=500, n_inpaint=100, preview_every=400)
 QUICK = dict(steps=150, batch=64, lr=2e-3, channels=8, n_steps_each=5, inpaint_steps_each=10,
@@ -220,9 +221,10 @@ def train_score_model(args, cfg, x_train, rng):
 
 def inpaint_study(args, cfg, ema, sched, clf, x_test, y_test, rng):
     """Complete held-out digits with the lower, then the right half masked (004 §5.2, the observed
-    part re-noised once per level; ``samplers.inpaint``), with 3x sampling's Langevin time per
-    level (INPAINTING above). Returns the classifier's agreement with the original labels for the
-    completions, and for the floor: the masked half filled with noise."""
+    part re-noised once per level; ``samplers.inpaint``), with ``inpaint_steps_each`` Langevin
+    steps per level at sampling's eps (the INPAINTING comment above the configurations). Returns
+    the classifier's agreement with the original labels for the completions, and for the floor:
+    the masked half filled with noise."""
     n = min(cfg["n_inpaint"], x_test.shape[0])
     originals, labels = x_test[:n], y_test[:n]
     xp, completions, noise_filled = ms.backend.xp, {}, {}

@@ -23,8 +23,8 @@ from . import backend
 # next row's left zeros) and an image its top zeros only (the next image's top zeros serve as
 # its bottom ones), so a row is W + p wide, not W + 2p, and an image H + p high. That is 19%
 # fewer positions for a 3x3 "same" convolution of an 8x8 image, 44% at dilation 4 (issue 8).
-# Positions off the output (the padding columns and rows) compute garbage that is cropped
-# away; the kept ones read only their own image and zeros. ``conv2d_reference`` is the
+# Positions off the output (the last d(k-1) - p columns of a row and rows of an image) compute
+# garbage that is cropped away; the kept ones read only their own image and zeros. ``conv2d_reference`` is the
 # definition, written plainly.
 def conv2d_reference(x, w, padding=0, dilation=1):
     """The definition: a sum over kernel taps (i, j) of w[:, :, i, j] applied to the shifted,
@@ -38,10 +38,11 @@ def conv2d_reference(x, w, padding=0, dilation=1):
 
 
 def _row_shifts(x, kernel, padding, dilation):
-    """R[(i, c), q] = grid[c, q + d*i*Ws]: x on the shared-padding grid, (C, N*Hs*Ws) with
-    Hs = H + ph and Ws = W + pw, q running over the flattened (N, Hs, Ws) positions, its kh row
-    shifts stacked. Zero images after the last one hold what the shifts read past its end.
-    Returns R and (N, Hs, Ws)."""
+    """R[(i, c), q] = grid[c, q + d*i*Ws]: x on the shared-padding grid (C, (N + extra) Hs Ws),
+    Hs = H + ph and Ws = W + pw, its kh row shifts stacked, q running over the N Hs Ws
+    positions plus the d(kw - 1) that the column shifts read beyond them: R is
+    (kh C, N Hs Ws + d(kw - 1)). The extra zero images hold what the taps of the last image
+    read past its end. Returns R and (N, Hs, Ws)."""
     xp = backend.xp
     (n, c, h, w), (kh, kw), (ph, pw) = x.shape, kernel, padding
     hs, ws = h + ph, w + pw
@@ -49,7 +50,7 @@ def _row_shifts(x, kernel, padding, dilation):
     grid = xp.zeros((c, n + -(-overrun // (hs * ws)), hs, ws), dtype=x.dtype)
     grid[:, :n, ph:, pw:] = xp.transpose(x, (1, 0, 2, 3))
     flat = grid.reshape(c, -1)
-    size, length = n * hs * ws, n * hs * ws + dilation * (kw - 1)
+    length = n * hs * ws + dilation * (kw - 1)
     rows = xp.stack([flat[:, dilation * i * ws:dilation * i * ws + length] for i in range(kh)])
     return rows.reshape(kh * c, length), (n, hs, ws)
 

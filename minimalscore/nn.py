@@ -247,7 +247,13 @@ def instance_norm_plus_plus(x, gamma, beta, alpha, eps=NORM_EPS):
     """Instance normalisation++, as ``instance_norm_plus_plus_reference`` states it, as one
     primitive with its VJP written out (``_instance_norm_vjp``). Autograd's generic rules for
     its ~20 operations, each with a broadcast to undo, made forward + backward 2.6-3.4x slower
-    at the NCSN's sizes ((64, 16 or 32, 8, 8), float32), and the NCSN has 24 of these layers."""
+    at the NCSN's sizes ((64, 16 or 32, 8, 8), float32), and the NCSN has 24 of these layers.
+    gamma, beta, alpha must be (N, C): the VJP returns cotangents of that shape, it does not
+    undo a broadcast; eps is not differentiated."""
+    if x.ndim != 4 or any(a.shape != x.shape[:2] for a in (gamma, beta, alpha)):
+        raise ValueError(f"instance_norm_plus_plus: x must be (N, C, H, W) and gamma, beta, alpha "
+                         f"(N, C), one row per example; got x {x.shape}, gamma {gamma.shape}, "
+                         f"beta {beta.shape}, alpha {alpha.shape}")
     return instance_norm_plus_plus_reference(x, gamma, beta, alpha, eps)
 
 

@@ -186,9 +186,11 @@ def inpaint(score, x, mask, sigmas, eps, n_steps_each, rng, x0=None, denoise=Fal
     At each level the observed part (mask = 1) is re-noised once, y = x + σ_i ξ, and after
     every ULA step written over the chain, x~ <- x~ ∘ (1 - m) + y ∘ m; the unobserved part then
     samples p_σi(x~_unobserved | x~_observed = y). ``mask`` has x's shape or broadcasts to it.
-    ``renoise="step"`` draws a new y before every step instead, as NCSNv2's released code does
-    (``anneal_Langevin_dynamics_inpainting``): the chain then sees an average over y's noise, not
-    one draw of it (``tests/test_samplers.py`` predicts both laws exactly for a Gaussian).
+    ``renoise="step"`` draws a new y for every step instead, as NCSNv2's released code does
+    (``anneal_Langevin_dynamics_inpainting``; it writes y in before the step's score, here after
+    the step, which shifts y by one step and leaves the stationary law as it is): the chain then
+    sees an average over y's noise, not one draw of it (``tests/test_samplers.py`` predicts both
+    laws exactly for a Gaussian).
     The chain starts at ``x0`` (default: uniform on [min x, max x], as NCSN starts images from
     uniform noise). ``denoise=True`` applies Tweedie's step to the last chain.
 

@@ -47,22 +47,30 @@ def test_dense_falls_back_for_unfused_activations_and_plain_dicts_of_traced_arra
 
 
 # ------------------------------------------------------------ instance norm++ as one primitive
-def test_instance_norm_primitive_equals_reference_to_second_order():
+@pytest.mark.parametrize("eps", [{}, {"eps": 0.5}])  # the default, and one large enough to matter
+def test_instance_norm_primitive_equals_reference_to_second_order(eps):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((3, 4, 5, 6)) * 2 + rng.standard_normal((3, 4, 1, 1))
     tables = [rng.standard_normal((3, 4)) for _ in range(3)]
     v = rng.standard_normal(x.shape)
-    assert np.allclose(nn.instance_norm_plus_plus(x, *tables), nn.instance_norm_plus_plus_reference(x, *tables),
-                       atol=1e-14)
+    assert np.allclose(nn.instance_norm_plus_plus(x, *tables, **eps),
+                       nn.instance_norm_plus_plus_reference(x, *tables, **eps), atol=1e-14)
     # all four cotangents, then a squared VJP's gradient in (gamma, beta, alpha): second derivatives
-    fast, plain = (make_vjp(f, argnum=(0, 1, 2, 3))(x, *tables)[0](v)
+    fast, plain = (make_vjp(lambda *a: f(*a, **eps), argnum=(0, 1, 2, 3))(x, *tables)[0](v)
                    for f in (nn.instance_norm_plus_plus, nn.instance_norm_plus_plus_reference))
     assert_trees_close(fast, plain, atol=1e-12)
 
     def vjp_dot(f):
-        return lambda t: anp.sum(make_vjp(lambda y: f(y, *t))(x)[0](v) ** 2)
+        return lambda t: anp.sum(make_vjp(lambda y: f(y, *t, **eps))(x)[0](v) ** 2)
     assert_trees_close(grad(vjp_dot(nn.instance_norm_plus_plus))(tables),
                        grad(vjp_dot(nn.instance_norm_plus_plus_reference))(tables), atol=1e-10)
+
+
+def test_instance_norm_wants_one_row_per_example():
+    # the VJP returns (N, C) cotangents: a (C,) row would get a wrongly shaped gradient
+    x = np.zeros((3, 4, 5, 5))
+    with pytest.raises(ValueError, match="one row per example"):
+        nn.instance_norm_plus_plus(x, np.ones(4), np.zeros(4), np.zeros(4))
 
 
 # ------------------------------------------------------------ softplus and its derivative
@@ -110,6 +118,8 @@ def test_flat_grid_conv2d_equals_the_definition_with_gradients(kernel, padding, 
     plain = make_vjp(conv.conv2d_reference, argnum=(0, 1))(x, w, padding, dilation)[0](g)
     for a, b in zip(fast, plain):
         assert np.allclose(a, b, atol=1e-12)
+    if kernel[0] != kernel[1]:  # unequal transposed paddings, to second order (square: test_nn)
+        check_grads(lambda x, w: conv.conv2d(x, w, padding, dilation), modes=["rev"], order=2)(x[:1, :2], w[:2, :2])
 
 
 # ------------------------------------------------------------ Adam's one-array moving average
