@@ -24,8 +24,8 @@ from . import backend
 # its bottom ones), so a row is W + p wide, not W + 2p, and an image H + p high. That is 19%
 # fewer positions for a 3x3 "same" convolution of an 8x8 image, 44% at dilation 4 (issue 8).
 # Positions off the output (the last d(k-1) - p columns of a row and rows of an image) compute
-# garbage that is cropped away; the kept ones read only their own image and zeros. ``conv2d_reference`` is the
-# definition, written plainly.
+# garbage that is cropped away; the kept ones read only their own image and zeros.
+# ``conv2d_reference`` is the definition, written plainly.
 def conv2d_reference(x, w, padding=0, dilation=1):
     """The definition: a sum over kernel taps (i, j) of w[:, :, i, j] applied to the shifted,
     padded input (autograd.numpy throughout; slower, for checking ``conv2d``)."""

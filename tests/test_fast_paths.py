@@ -119,7 +119,8 @@ def test_flat_grid_conv2d_equals_the_definition_with_gradients(kernel, padding, 
     for a, b in zip(fast, plain):
         assert np.allclose(a, b, atol=1e-12)
     if kernel[0] != kernel[1]:  # unequal transposed paddings, to second order (square: test_nn)
-        check_grads(lambda x, w: conv.conv2d(x, w, padding, dilation), modes=["rev"], order=2)(x[:1, :2], w[:2, :2])
+        check_grads(lambda x, w: conv.conv2d(x, w, padding, dilation), modes=["rev"], order=2)(
+            x[:1, :2], w[:2, :2])
 
 
 # ------------------------------------------------------------ Adam's one-array moving average
