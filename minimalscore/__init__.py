@@ -7,7 +7,7 @@ Modules (DESIGN.md §2), in the order data flows through them:
 backend, conv, nn, models, ncsn, optim, distributions, data, objectives, schedule, train, samplers, sde,
 metrics, plot.
 """
-from . import (backend, conv, nn, models, ncsn, optim, distributions, data, objectives, schedule, train,
+from . import (backend, checks, ops, tree, conv, nn, models, ncsn, optim, distributions, data, objectives, schedule, train,
                samplers, sde, metrics)
 
 __version__ = "0.1.0"

@@ -1,0 +1,168 @@
+"""Argument checks: one vocabulary for every public function.
+
+Each check either returns the value it accepts or raises a ValueError or TypeError whose message
+names the argument, shows the value and says what is expected, e.g.
+
+    n_steps: expected a positive integer, got 2.5
+
+Counts are Python or NumPy integers (``5.0`` is refused: a float count usually means a division
+that went wrong upstream, so the caller is asked to write ``int(...)`` where they mean it).
+Callables a user passes in (a score, a log-density, a classifier) are wrapped by :func:`returns`,
+which checks the shape and finiteness of their first output and then gets out of the way.
+"""
+import math
+import numbers
+
+from autograd.tracer import getval
+
+from . import backend
+
+
+class NonFiniteError(ValueError):
+    """A computation produced NaN or inf; the message says where, and which setting to change."""
+
+
+def show(value, limit=60):
+    """A short repr of ``value`` for an error message."""
+    if backend.is_array(value):
+        return f"an array of shape {tuple(value.shape)} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _real(name, value, expected):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected {expected}, got {show(value)}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected {expected}, got {value}")
+    return value
+
+
+def count(name, value, minimum=1):
+    """An integer >= ``minimum`` (default 1); returns it as a Python int."""
+    expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected {expected}, got {show(value)}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected {expected}, got {value}")
+    return int(value)
+
+
+def positive(name, value):
+    """A finite real number > 0; returns it as a Python float."""
+    value = _real(name, value, "a positive finite number")
+    if value <= 0:
+        raise ValueError(f"{name}: expected a positive finite number, got {value}")
+    return value
+
+
+def nonnegative(name, value):
+    """A finite real number >= 0; returns it as a Python float."""
+    value = _real(name, value, "a finite number >= 0")
+    if value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value}")
+    return value
+
+
+def in_interval(name, value, low, high, closed=(True, True)):
+    """A finite real number in [low, high] (``closed`` says which ends belong); returns a float."""
+    interval = f"{'[' if closed[0] else '('}{low}, {high}{']' if closed[1] else ')'}"
+    value = _real(name, value, f"a number in {interval}")
+    above = value >= low if closed[0] else value > low
+    below = value <= high if closed[1] else value < high
+    if not (above and below):
+        raise ValueError(f"{name}: expected a number in {interval}, got {value}")
+    return value
+
+
+def option(name, value, choices):
+    """One of ``choices``; returns it."""
+    if not isinstance(value, str) or value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name}: expected one of {listed}, got {show(value)}")
+    return value
+
+
+def is_finite(a):
+    """True when every entry of the (possibly traced) array ``a`` is finite: one host read."""
+    return bool(backend.xp.isfinite(getval(a)).all())
+
+
+def batch(name, x, min_ndim=2):
+    """A non-empty, finite, floating, batch-first array of the active backend, ndim >= min_ndim."""
+    value = getval(x)
+    if not backend.is_array(value):
+        raise TypeError(f"{name}: expected a {backend.name} array of shape (N, ...), got "
+                        f"{show(value)}; convert it with minimalscore.backend.asarray")
+    if value.ndim < min_ndim:
+        raise ValueError(f"{name}: expected a batch-first array with ndim >= {min_ndim} "
+                         f"(N, D) or (N, C, H, W), got shape {tuple(value.shape)}")
+    if value.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating-point array, got dtype {value.dtype}; "
+                        "convert it with minimalscore.backend.asarray(x, dtype=...)")
+    if value.shape[0] == 0:
+        raise ValueError(f"{name}: expected at least one example, got an empty batch "
+                         f"of shape {tuple(value.shape)}")
+    if not is_finite(value):
+        raise ValueError(f"{name}: expected finite values, got NaN or inf")
+    return x
+
+
+def sigmas(name, value):
+    """A non-empty 1-D array of positive, finite noise levels, strictly decreasing (largest
+    first, docs/conventions.md)."""
+    value = getval(value)
+    if not backend.is_array(value):
+        raise TypeError(f"{name}: expected a 1-D {backend.name} array, got {show(value)}")
+    if value.ndim != 1 or value.shape[0] == 0:
+        raise ValueError(f"{name}: expected a non-empty 1-D array, got shape {tuple(value.shape)}")
+    if not is_finite(value) or not bool((value > 0).all()):
+        raise ValueError(f"{name}: expected positive finite noise levels")
+    if not bool((value[1:] < value[:-1]).all()):
+        raise ValueError(f"{name}: expected strictly decreasing noise levels (largest first)")
+    return value
+
+
+def finite_or_raise(name, a, where, advice):
+    """NonFiniteError naming ``where`` and ``advice`` unless ``a`` is finite."""
+    if not is_finite(a):
+        raise NonFiniteError(f"{name}: went non-finite (NaN or inf) {where}; {advice}")
+    return a
+
+
+def returns(name, fn, expected_shape, described):
+    """``fn(x, ...)`` whose first output is checked: an array of shape ``expected_shape(x)``
+    (``None`` entries match any size), finite; ``described`` says what it should return.
+    Later calls go straight through, so the check costs one call's host read."""
+    if not callable(fn):
+        raise TypeError(f"{name}: expected a callable, got {show(fn)}")
+    checked = False
+
+    def wrapped(x, *args, **kwargs):
+        nonlocal checked
+        out = fn(x, *args, **kwargs)
+        if not checked:
+            shape = tuple(getattr(getval(out), "shape", ()))
+            want = expected_shape(x)
+            if (not backend.is_array(getval(out)) or len(shape) != len(want)
+                    or any(w is not None and s != w for s, w in zip(shape, want))):
+                want_text = "(" + ", ".join("*" if w is None else str(w) for w in want) + ")"
+                raise ValueError(f"{name}: expected {described}, shape {want_text}, got "
+                                 f"{show(getval(out))}")
+            if not is_finite(out):
+                raise ValueError(f"{name}: returned NaN or inf at its first call")
+            checked = True
+        return out
+
+    return wrapped
+
+
+def like_x(name, fn):
+    """:func:`returns` for a callable whose output is shaped like its input (a score)."""
+    return returns(name, fn, lambda x: tuple(getval(x).shape), "an array shaped like x")
+
+
+def per_example(name, fn):
+    """:func:`returns` for a callable with one value per example (a log-density): (N,)."""
+    return returns(name, fn, lambda x: (getval(x).shape[0],), "one value per example")

@@ -1,0 +1,24 @@
+"""Parameter trees: nested dicts / lists / tuples of arrays, walked leaf by leaf."""
+
+
+def tree_map(f, tree, *rest):
+    """Apply ``f`` leaf-wise over matching nested dicts / lists / tuples of arrays."""
+    if isinstance(tree, dict):
+        return {k: tree_map(f, tree[k], *(r[k] for r in rest)) for k in tree}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(tree_map(f, *leaves) for leaves in zip(tree, *rest))
+    return f(tree, *rest)
+
+
+def tree_leaves(tree):
+    """The arrays of a parameter tree, in a fixed order."""
+    if isinstance(tree, dict):
+        return [leaf for k in tree for leaf in tree_leaves(tree[k])]
+    if isinstance(tree, (list, tuple)):
+        return [leaf for t in tree for leaf in tree_leaves(t)]
+    return [tree]
+
+
+def count_params(tree):
+    """The number of scalars in a parameter tree."""
+    return sum(int(leaf.size) for leaf in tree_leaves(tree))
