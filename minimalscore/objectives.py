@@ -175,3 +175,44 @@ def multiscale_dsm(score, x, sigmas, rng):
     z = rng.normal(x.shape, dtype=x.dtype)
     residual = sigma_b * score(x + sigma_b * z, sigma) + z
     return half_mean_squared_norm(residual)
+
+
+# ------------------------------------------------------------ continuous-time DSM over an SDE
+from . import checks, ops  # noqa: E402  (this block's own imports, kept with it)
+
+
+def _diffuse(sde, x, rng):
+    """t ~ U[t_min, 1] per example, z ~ N(0, I) and x_t = alpha_t x + sigma_t z: one draw of the
+    forward SDE's perturbation kernel. Returns t (N,), x_t, z and sigma_t broadcast against x."""
+    checks.batch("x", x)
+    t = rng.uniform(sde.t_min, 1.0, (x.shape[0],), dtype=x.dtype)
+    alpha, sigma = sde.marginal(t)
+    z = rng.normal(x.shape, dtype=x.dtype)
+    alpha, sigma = ops.per_example(alpha, x.ndim), ops.per_example(sigma, x.ndim)
+    return t, alpha * x + sigma * z, z, sigma
+
+
+def dsm_sde(score, sde, x, rng, weighting="sigma2"):
+    """Continuous-time denoising score matching (Song et al. 2021 eq. 7):
+
+        E_t λ(t) ½ E ||s(x_t, t) - ∇log p_t(x_t | x)||²,   ∇log p_t(x_t | x) = -z / sigma_t,
+
+    t ~ U[t_min, 1], with λ(t) = sigma_t² (``"sigma2"``, NCSN's λ(σ) = σ² made continuous) or
+    λ(t) = g(t)² (``"likelihood"``: then the loss bounds the negative log-likelihood, Song,
+    Durkan, Murray & Ermon 2021 Thm 1). ``score`` is called as score(x_t, t), t of shape (N,)."""
+    checks.option("weighting", weighting, ("sigma2", "likelihood"))
+    score = checks.like_x("score", score)
+    t, x_t, z, sigma = _diffuse(sde, x, rng)
+    if weighting == "sigma2":
+        return half_mean_squared_norm(sigma * score(x_t, t) + z)
+    g2 = sde.diffusion(t) ** 2
+    return 0.5 * ops.mean(g2 * ops.sum_per_example((score(x_t, t) + z / sigma) ** 2), axis=0, keepdims=False)
+
+
+def ddpm_simple(eps_model, sde, x, rng):
+    """Ho et al. 2020's simple loss E ||ε - ε̂(x_t, t)||² (eq. 14) in continuous time, t ~ U[t_min, 1].
+    With s = -ε̂/sigma_t it is twice ``dsm_sde(..., weighting="sigma2")`` for the same draws:
+    sigma_t s + z = z - ε̂, and DSM carries the factor ½."""
+    eps_model = checks.like_x("eps_model", eps_model)
+    t, x_t, z, _ = _diffuse(sde, x, rng)
+    return 2 * half_mean_squared_norm(z - eps_model(x_t, t))

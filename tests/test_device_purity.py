@@ -387,6 +387,14 @@ def _conditional_score(x, sigma):
     return -x / (1.0 + sigma[:, None] ** 2)
 
 
+def _time_score(x, t):
+    return -x / (1.0 + t[:, None] ** 2)
+
+
+def _eps_model(x, i):
+    return x * (0.5 + 0.01 * i[:, None].astype(x.dtype))
+
+
 def _samplers():
     from minimalscore import samplers, sde
     return {
@@ -398,18 +406,20 @@ def _samplers():
         "inpaint": lambda p, x, rng: samplers.inpaint(
             _conditional_score, x, ms.backend.asarray([[1.0, 0.0]]), ms.backend.asarray([1.0, 0.3]),
             0.01, 2, rng, denoise=True),
-        "reverse_sde": lambda p, x, rng: sde.reverse_sde(_conditional_score, x, 0.01, 2.0, 3, rng),
-        "predictor_corrector": lambda p, x, rng: sde.predictor_corrector(
-            _conditional_score, x, 0.01, 2.0, 2, rng),
-        "probability_flow": lambda p, x, rng: sde.probability_flow(_conditional_score, x, 0.01, 2.0, 2),
-        "log_likelihood": lambda p, x, rng: sde.log_likelihood(_conditional_score, x, 0.01, 2.0, 2),
+        "reverse_sde": lambda p, x, rng: sde.reverse_sde(_time_score, sde.VP(), x, 3, rng),
+        "predictor_corrector": lambda p, x, rng: sde.predictor_corrector(_time_score, sde.VE(0.01, 2.0), x, 2, rng),
+        "probability_flow": lambda p, x, rng: sde.probability_flow(_time_score, sde.SubVP(), x, 2),
+        "log_likelihood": lambda p, x, rng: sde.log_likelihood(_time_score, sde.VE(0.01, 2.0), x, 2),
         "log_likelihood_hutchinson": lambda p, x, rng: sde.log_likelihood(
-            _conditional_score, x, 0.01, 2.0, 2, hutchinson=True, rng=rng),
+            _time_score, sde.VP(), x, 2, rng=rng),
+        "ddpm_sample": lambda p, x, rng: sde.ddpm_sample(_eps_model, sde.vp_betas(40), x, rng),
+        "ddim_sample": lambda p, x, rng: sde.ddim_sample(_eps_model, sde.vp_betas(40), x, 2),
     }
 
 
 SAMPLERS = ["langevin", "mala", "hmc", "annealed_langevin", "inpaint", "reverse_sde",
-            "predictor_corrector", "probability_flow", "log_likelihood", "log_likelihood_hutchinson"]
+            "predictor_corrector", "probability_flow", "log_likelihood", "log_likelihood_hutchinson",
+            "ddpm_sample", "ddim_sample"]
 
 
 @pytest.mark.parametrize("name", SAMPLERS)

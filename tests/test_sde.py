@@ -1,4 +1,4 @@
-"""The VE-SDE samplers and the probability-flow likelihood against analytic answers (issue 5).
+"""The VE-SDE samplers and the probability-flow likelihood against analytic answers.
 
 Data N(MU, S2 I): its σ-blurred score -(x - MU)/(S2 + σ²) is exact and linear, so every
 sampler step is affine and its output's mean and variance follow from a scalar recursion
@@ -19,10 +19,22 @@ from minimalscore import sde
 N_SE = 4
 MU, S2 = np.array([1.0, -2.0]), 0.25
 SIGMA_MIN, SIGMA_MAX = 0.01, 10.0
+VE = sde.VE(SIGMA_MIN, SIGMA_MAX)
 
 
-def perturbed_score(x, sigma):
+def sigma_score(x, sigma):
     return -(x - MU) / (S2 + sigma[:, None] ** 2)
+
+
+perturbed_score = sde.sigma_conditioned(sigma_score, VE)
+
+
+def sigma_at(t):
+    return VE.marginal(t)[1]
+
+
+def g_squared(t):
+    return VE.diffusion(t) ** 2
 
 
 def se_var(var, n):
@@ -42,11 +54,11 @@ def gauss_log_prob(y, mean, var):
 
 def test_g_squared_is_the_derivative_of_sigma_squared():
     """g(t)² = d[σ(t)²]/dt (Song et al. 2021 eq. 30): checked with autograd at a few t."""
-    d_sigma2 = grad(lambda t: sde.sigma_at(t, SIGMA_MIN, SIGMA_MAX) ** 2)
+    d_sigma2 = grad(lambda t: sigma_at(t) ** 2)
     for t in (0.0, 0.3, 1.0):
-        assert math.isclose(d_sigma2(t), sde.g_squared(t, SIGMA_MIN, SIGMA_MAX), rel_tol=1e-12)
-    assert math.isclose(sde.sigma_at(0.0, SIGMA_MIN, SIGMA_MAX), SIGMA_MIN)
-    assert math.isclose(sde.sigma_at(1.0, SIGMA_MIN, SIGMA_MAX), SIGMA_MAX)
+        assert math.isclose(d_sigma2(t), g_squared(t), rel_tol=1e-12)
+    assert math.isclose(sigma_at(0.0), SIGMA_MIN)
+    assert math.isclose(sigma_at(1.0), SIGMA_MAX)
 
 
 # ------------------------------------------------------------ 3. reverse SDE and predictor-corrector
@@ -59,8 +71,8 @@ def predicted_variance(n_steps, snr=None):
     v, dt = S2 + SIGMA_MAX ** 2, 1.0 / n_steps
     for i in range(n_steps):
         t = 1.0 - i * dt
-        big_v = S2 + sde.sigma_at(t, SIGMA_MIN, SIGMA_MAX) ** 2
-        g2dt = sde.g_squared(t, SIGMA_MIN, SIGMA_MAX) * dt
+        big_v = S2 + sigma_at(t) ** 2
+        g2dt = g_squared(t) * dt
         if snr is not None:
             eps = 4 * snr ** 2 * big_v ** 2 / v
             v = (1 - eps / (2 * big_v)) ** 2 * v + eps
@@ -70,7 +82,7 @@ def predicted_variance(n_steps, snr=None):
 
 def test_reverse_sde_matches_the_exact_recursion_and_the_data():
     n, rng = 20000, ms.backend.default_rng(4)
-    x = sde.reverse_sde(perturbed_score, exact_prior_draws(n, rng), SIGMA_MIN, SIGMA_MAX, 200, rng)
+    x = sde.reverse_sde(perturbed_score, VE, exact_prior_draws(n, rng), 200, rng)
     v_pred = predicted_variance(200)
     assert np.all(np.abs(x.mean(0) - MU) < N_SE * math.sqrt(v_pred / n))
     assert np.all(np.abs(x.var(0) - v_pred) < N_SE * se_var(v_pred, n))
@@ -80,8 +92,7 @@ def test_reverse_sde_matches_the_exact_recursion_and_the_data():
 
 def test_predictor_corrector_matches_the_exact_recursion_and_the_data():
     n, rng = 20000, ms.backend.default_rng(5)
-    x = sde.predictor_corrector(perturbed_score, exact_prior_draws(n, rng), SIGMA_MIN, SIGMA_MAX, 100, rng,
-                                snr=0.16)
+    x = sde.predictor_corrector(perturbed_score, VE, exact_prior_draws(n, rng), 100, rng, snr=0.16)
     v_pred = predicted_variance(100, snr=0.16)
     assert np.all(np.abs(x.mean(0) - MU) < N_SE * math.sqrt(v_pred / n))
     assert np.all(np.abs(x.var(0) - v_pred) < N_SE * se_var(v_pred, n))
@@ -97,10 +108,10 @@ def test_langevin_corrector_stationary_variance_is_one_plus_snr_squared():
     V (1 + r²/2) = 1.125 V, 30 se away. 200,000 coordinates: se = 1.25 V √(2/2e5) = 0.004 V;
     60 steps contract the start's deviation by ≤ 0.36^60."""
     n, dim, snr, t, rng = 4000, 50, 0.5, 0.3, ms.backend.default_rng(6)
-    big_v = sde.sigma_at(t, SIGMA_MIN, SIGMA_MAX) ** 2
+    big_v = sigma_at(t) ** 2
     x = rng.normal((n, dim), dtype=np.float64) * math.sqrt(big_v)
     for _ in range(60):
-        x = sde.langevin_corrector(lambda y, s: -y / s[:, None] ** 2, x, t, snr, SIGMA_MIN, SIGMA_MAX, rng)
+        x = sde.langevin_corrector(lambda y, s: -y / big_v, VE, x, t, snr, rng)
     expected = big_v * (1 + snr ** 2)
     assert abs(float(x.var()) - expected) < N_SE * se_var(expected, n * dim)
 
@@ -114,7 +125,7 @@ def test_probability_flow_carries_p1_to_p0_with_the_integrators_order(method, or
     c_exact = math.sqrt((S2 + SIGMA_MIN ** 2) / (S2 + SIGMA_MAX ** 2))
     unit = MU + np.array([[1.0, 0.0]])
     steps = (25, 50) if method == "rk4" else (50, 100)
-    flow = lambda x, k: sde.probability_flow(perturbed_score, x, SIGMA_MIN, SIGMA_MAX, k, method=method)
+    flow = lambda x, k: sde.probability_flow(perturbed_score, VE, x, k, method=method)
     c = [float(flow(unit, k)[0, 0] - MU[0]) for k in steps]
     errors = [abs(ck / c_exact - 1) for ck in c]
     assert errors[0] / errors[1] > 2 ** order / 2
@@ -135,11 +146,11 @@ def test_probability_flow_log_likelihood_is_exact_up_to_rk4_error():
     var0, var1 = S2 + SIGMA_MIN ** 2, S2 + SIGMA_MAX ** 2
     prior = lambda y: gauss_log_prob(y, MU, var1)
     exact = gauss_log_prob(x, MU, var0)
-    errors = [np.abs(sde.log_likelihood(perturbed_score, x, SIGMA_MIN, SIGMA_MAX, k, prior_log_prob=prior)
+    errors = [np.abs(sde.log_likelihood(perturbed_score, VE, x, k, prior_log_prob=prior)
                      - exact).max() for k in (25, 50)]
     assert errors[1] < 1e-3  # measured 1.7e-4 (2.5e-3 at 25 steps)
     assert errors[0] / errors[1] > 8
-    heun = [np.abs(sde.log_likelihood(perturbed_score, x, SIGMA_MIN, SIGMA_MAX, k, method="heun",
+    heun = [np.abs(sde.log_likelihood(perturbed_score, VE, x, k, method="heun",
                                       prior_log_prob=prior) - exact).max() for k in (50, 100)]
     assert heun[0] / heun[1] > 2  # second order: ~4x per halving (measured 0.21 -> 0.055)
 
@@ -150,9 +161,8 @@ def test_log_likelihood_default_prior_is_the_ve_prior():
     x₁ = MU + (x - MU) √((S2 + σ_max²)/(S2 + σ_min²)); RK4's error in x₁ (~1e-5) bounds the gap."""
     x = np.stack([np.linspace(-1, 3, 7), np.linspace(-4, 0, 7)], axis=1)
     var0, var1 = S2 + SIGMA_MIN ** 2, S2 + SIGMA_MAX ** 2
-    with_exact = sde.log_likelihood(perturbed_score, x, SIGMA_MIN, SIGMA_MAX, 50,
-                                    prior_log_prob=lambda y: gauss_log_prob(y, MU, var1))
-    with_default = sde.log_likelihood(perturbed_score, x, SIGMA_MIN, SIGMA_MAX, 50)
+    with_exact = sde.log_likelihood(perturbed_score, VE, x, 50, prior_log_prob=lambda y: gauss_log_prob(y, MU, var1))
+    with_default = sde.log_likelihood(perturbed_score, VE, x, 50)
     x1 = MU + (x - MU) * math.sqrt(var1 / var0)
     gap = gauss_log_prob(x1, 0.0, SIGMA_MAX ** 2) - gauss_log_prob(x1, MU, var1)
     np.testing.assert_allclose(with_default - with_exact, gap, atol=1e-4)
@@ -166,11 +176,10 @@ def test_hutchinson_log_likelihood_is_unbiased():
     var0, var1 = S2 + SIGMA_MIN ** 2, S2 + SIGMA_MAX ** 2
     prior = lambda y: gauss_log_prob(y, MU, var1)
     exact = gauss_log_prob(x, MU, var0)
-    rk4_error = np.abs(sde.log_likelihood(perturbed_score, x, SIGMA_MIN, SIGMA_MAX, 25, prior_log_prob=prior)
+    rk4_error = np.abs(sde.log_likelihood(perturbed_score, VE, x, 25, prior_log_prob=prior)
                        - exact).max()
     rng = ms.backend.default_rng(8)
-    estimates = np.array([sde.log_likelihood(perturbed_score, x, SIGMA_MIN, SIGMA_MAX, 25, rng=rng,
-                                             hutchinson=True, prior_log_prob=prior) for _ in range(60)])
+    estimates = np.array([sde.log_likelihood(perturbed_score, VE, x, 25, rng=rng, prior_log_prob=prior) for _ in range(60)])
     se = estimates.std(0, ddof=1) / math.sqrt(60)
     assert np.all(se > 0)  # a real estimator, not the exact trace
     assert np.all(np.abs(estimates.mean(0) - exact) < N_SE * se + rk4_error)
@@ -178,18 +187,20 @@ def test_hutchinson_log_likelihood_is_unbiased():
 
 # ------------------------------------------------------------ any shape, float32, bad arguments
 @settings(max_examples=8, deadline=None)
-@given(shape=st.lists(st.integers(1, 3), min_size=2, max_size=4), seed=st.integers(0, 2 ** 16))
-def test_sde_samplers_keep_any_shape_and_float32(shape, seed):
+@given(shape=st.lists(st.integers(1, 3), min_size=2, max_size=4), seed=st.integers(0, 2 ** 16),
+       which=st.sampled_from(["VE", "VP", "SubVP"]))
+def test_sde_samplers_keep_any_shape_and_float32(shape, seed, which):
     rng = ms.backend.default_rng(seed)
     x = rng.normal(tuple(shape))
-    score = lambda y, s: -y / (1 + s.reshape((-1,) + (1,) * (y.ndim - 1)) ** 2)  # N(0, I) blurred
-    outs = [sde.reverse_sde(score, x, 0.1, 5.0, 3, rng),
-            sde.predictor_corrector(score, x, 0.1, 5.0, 3, rng, n_corrector=2),
-            sde.probability_flow(score, x, 0.1, 5.0, 3, method="heun")]
+    process = {"VE": sde.VE(0.1, 5.0), "VP": sde.VP(), "SubVP": sde.SubVP()}[which]
+    score = sde.sigma_conditioned(lambda y, s: -y / (1 + s.reshape((-1,) + (1,) * (y.ndim - 1)) ** 2), process)
+    outs = [sde.reverse_sde(score, process, x, 3, rng),
+            sde.predictor_corrector(score, process, x, 3, rng, n_corrector=2),
+            sde.probability_flow(score, process, x, 3, method="heun")]
     for out in outs:
         assert out.shape == x.shape and out.dtype == np.float32
-    for hutchinson in (False, True):
-        ll = sde.log_likelihood(score, x, 0.1, 5.0, 2, rng=rng, hutchinson=hutchinson)
+    for probe_rng in (None, rng):
+        ll = sde.log_likelihood(score, process, x, 2, rng=probe_rng)
         assert ll.shape == (shape[0],) and ll.dtype == np.float32 and np.all(np.isfinite(ll))
 
 
@@ -197,31 +208,36 @@ def test_log_likelihood_of_any_shape_is_exact_for_gaussian_data():
     """Image-shaped x (N, 1, 2, 2) with N(0, I) data: the per-example log-likelihood is the
     4-D Gaussian log N(x; 0, (1 + σ_min²) I), so flattening is done right (float64, RK4)."""
     x = np.random.default_rng(0).normal(size=(5, 1, 2, 2))
-    score = lambda y, s: -y / (1 + s.reshape(-1, 1, 1, 1) ** 2)
+    process = sde.VE(0.1, 5.0)
+    score = sde.sigma_conditioned(lambda y, s: -y / (1 + s.reshape(-1, 1, 1, 1) ** 2), process)
     prior = lambda y: (-0.5 * (y.reshape(5, -1) ** 2).sum(1) / (1 + 25.0) - 2 * math.log(2 * math.pi * 26.0))
-    ll = sde.log_likelihood(score, x, 0.1, 5.0, 40, prior_log_prob=prior)
+    ll = sde.log_likelihood(score, process, x, 40, prior_log_prob=prior)
     var0 = 1 + 0.1 ** 2
     exact = -0.5 * (x.reshape(5, -1) ** 2).sum(1) / var0 - 2 * math.log(2 * math.pi * var0)
     np.testing.assert_allclose(ll, exact, atol=1e-4)
 
 
 def test_bad_arguments_name_the_argument():
-    rng, x, s = ms.backend.default_rng(0), np.zeros((4, 2), np.float32), (lambda y, sig: -y)
+    rng, x, s, ve = ms.backend.default_rng(0), np.zeros((4, 2), np.float32), (lambda y, t: -y), sde.VE(0.1, 1.0)
     cases = {
-        "x_T": [lambda: sde.reverse_sde(s, np.array([[np.nan, 0.0]]), 0.1, 1.0, 5, rng),
-                lambda: sde.probability_flow(s, np.zeros(3), 0.1, 1.0, 5)],
-        "x": [lambda: sde.log_likelihood(s, np.array([[np.inf, 0.0]]), 0.1, 1.0, 5)],
-        "sigma_min": [lambda: sde.reverse_sde(s, x, 0.0, 1.0, 5, rng),
-                      lambda: sde.predictor_corrector(s, x, 2.0, 1.0, 5, rng)],
-        "n_steps": [lambda: sde.reverse_sde(s, x, 0.1, 1.0, 0, rng),
-                    lambda: sde.probability_flow(s, x, 0.1, 1.0, 2.5)],
-        "snr": [lambda: sde.predictor_corrector(s, x, 0.1, 1.0, 5, rng, snr=0.0)],
-        "n_corrector": [lambda: sde.predictor_corrector(s, x, 0.1, 1.0, 5, rng, n_corrector=-1)],
-        "method": [lambda: sde.probability_flow(s, x, 0.1, 1.0, 5, method="euler"),
-                   lambda: sde.log_likelihood(s, x, 0.1, 1.0, 5, method="rk45")],
-        "rng": [lambda: sde.log_likelihood(s, x, 0.1, 1.0, 5, hutchinson=True)],
+        "x_T": [lambda: sde.reverse_sde(s, ve, np.array([[np.nan, 0.0]]), 5, rng),
+                lambda: sde.probability_flow(s, ve, np.zeros(3), 5)],
+        "x": [lambda: sde.log_likelihood(s, ve, np.array([[np.inf, 0.0]]), 5)],
+        "sigma_min": [lambda: sde.VE(0.0, 1.0), lambda: sde.VE(2.0, 1.0)],
+        "beta_min": [lambda: sde.VP(-1.0, 1.0), lambda: sde.SubVP(3.0, 1.0)],
+        "n_steps": [lambda: sde.reverse_sde(s, ve, x, 0, rng)],
+        "snr": [lambda: sde.predictor_corrector(s, ve, x, 5, rng, snr=0.0)],
+        "n_corrector": [lambda: sde.predictor_corrector(s, ve, x, 5, rng, n_corrector=-1)],
+        "method": [lambda: sde.probability_flow(s, ve, x, 5, method="midpoint"),
+                   lambda: sde.log_likelihood(s, ve, x, 5, method="rk45")],
+        "score": [lambda: sde.reverse_sde(lambda y, t: y[:, :1], ve, x, 5, rng)],
+        "betas": [lambda: sde.ddpm_sample(s, np.array([0.1, 1.5]), x, rng),
+                  lambda: sde.ddim_sample(s, np.zeros((2, 2)), x, 1)],
     }
     for name, calls in cases.items():
         for call in calls:
             with pytest.raises(ValueError, match=f"^{name}:"):
                 call()
+    for call in (lambda: sde.probability_flow(s, ve, x, 2.5), lambda: sde.reverse_sde(s, "VE", x, 5, rng)):
+        with pytest.raises(TypeError):
+            call()

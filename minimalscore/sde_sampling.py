@@ -1,0 +1,204 @@
+"""Sampling and likelihood over any diffusion SDE (Song et al. 2021 §3-4, App. D, G).
+
+With a time-dependent score s(x, t) ≈ ∇log p_t(x) of the forward SDE dx = f dt + g dw
+(``minimalscore.sde``: VE, VP, sub-VP), the process runs backwards from the prior at t = 1 to
+t_min along
+
+  reverse SDE            dx = [f(x, t) - g(t)² s(x, t)] dt + g(t) dw̄     (Anderson 1982; eq. 6)
+  probability-flow ODE   dx = [f(x, t) - ½ g(t)² s(x, t)] dt               (eq. 13)
+
+both with the marginals p_t of the forward process; the ODE is a deterministic map, so it also
+gives log p_{t_min}(x) by the instantaneous change of variables (App. D.2). Time runs on the
+grid t_i = 1 - i Δt, Δt = (1 - t_min)/n_steps. ``score`` is called as score(x, t) with t of shape
+(N,); x may have any batch-first shape and keeps its dtype. Step coefficients are Python floats,
+and the only host reads are the first-call checks and a finiteness check every CHECK_EVERY steps.
+"""
+import math
+
+from autograd import make_vjp
+from tqdm.auto import tqdm
+
+from . import backend, checks, ops
+from .objectives import divergence
+
+CHECK_EVERY = 100  # steps between finiteness checks: each is one host read
+
+
+def _check_sde(sde):
+    if not all(callable(getattr(sde, m, None)) for m in ("drift", "diffusion", "marginal", "prior_log_prob")):
+        raise TypeError(f"sde: expected an SDE (minimalscore.sde.VE, VP or SubVP), got {checks.show(sde)}")
+    return sde
+
+
+def _setup(score, sde, x, name, n_steps):
+    """The shared argument checks; returns the checked score."""
+    checks.batch(name, x)
+    _check_sde(sde)
+    checks.count("n_steps", n_steps)
+    return checks.like_x("score", score)
+
+
+def _steps(sde, n_steps, progress, desc):
+    """(i, t_i, Δt) for t_i = 1 - i Δt, i = 0 .. n-1: step i goes from t_i down to t_i - Δt."""
+    dt = (1.0 - sde.t_min) / n_steps
+    return ((i, 1.0 - i * dt, dt) for i in tqdm(range(n_steps), desc=desc, disable=not progress, leave=False))
+
+
+def _guard(x, i, n_steps, where):
+    """NonFiniteError every CHECK_EVERY steps and after the last, never a read per step."""
+    if (i + 1) % CHECK_EVERY == 0 or i == n_steps - 1:
+        checks.finite_or_raise("x", x, f"in {where} at step {i + 1} of {n_steps}",
+                               "take more steps, or check the score model at this noise level")
+    return x
+
+
+def _score_at(score, x, t):
+    return score(x, ops.full_batch(t, x))
+
+
+def _euler_maruyama(score, sde, x, t, dt, rng, noise=True):
+    """x + [g(t)² s(x, t) - f(x, t)] Δt + g(t) √Δt z: one Euler-Maruyama step of the reverse SDE
+    (eq. 6) from t to t - Δt."""
+    g = sde.diffusion(t)
+    x_new = x + (g ** 2 * _score_at(score, x, t) - sde.drift(x, t)) * dt
+    return x_new + g * math.sqrt(dt) * rng.normal(x.shape, dtype=x.dtype) if noise else x_new
+
+
+def reverse_sde(score, sde, x_T, n_steps, rng, progress=False):
+    """Sample p_{t_min} by Euler-Maruyama on the reverse SDE (Song et al. 2021 eq. 6) in
+    ``n_steps`` equal steps from x_T (draws of the prior). The last step returns its mean, as
+    the released code does, so the output is not blurred by noise of size g √Δt. Weak order 1."""
+    score = _setup(score, sde, x_T, "x_T", n_steps)
+    x = x_T
+    for i, t, dt in _steps(sde, n_steps, progress, "reverse SDE"):
+        x = _guard(_euler_maruyama(score, sde, x, t, dt, rng, noise=i < n_steps - 1), i, n_steps, "reverse_sde")
+    return x
+
+
+def _mean_norm(a):
+    """Mean over the batch of per-example Euclidean norms, on device (a 0-d array)."""
+    return backend.xp.mean(backend.xp.sqrt(ops.sum_per_example(a ** 2)))
+
+
+def langevin_corrector(score, sde, x, t, snr, rng, alpha=1.0):
+    """One Langevin step at p_t with its size set by the signal-to-noise ratio r = ``snr``
+    (Song et al. 2021 Alg. 4; Alg. 5 with alpha = alpha_i for VP). The paper's step
+    x + a s + √(2a) z with a = 2 alpha (r ‖z‖/‖s‖)², norms averaged over the batch, is in our
+    convention x + (ε/2) s + √ε z (docs/conventions.md) ε = 2a = 4 alpha (r ‖z‖/‖s‖)². ε stays a
+    0-d device array: no host read."""
+    xp = backend.xp
+    s, z = _score_at(score, x, t), rng.normal(x.shape, dtype=x.dtype)
+    eps = 4 * alpha * (snr * _mean_norm(z) / xp.maximum(_mean_norm(s), 1e-12)) ** 2
+    return x + (eps / 2) * s + xp.sqrt(eps) * z
+
+
+def predictor_corrector(score, sde, x_T, n_steps, rng, snr=0.16, n_corrector=1, progress=False):
+    """Predictor-corrector sampling (Song et al. 2021 Alg. 2 for VE, Alg. 3 for VP): at each
+    t_i, ``n_corrector`` Langevin corrector steps targeting p_{t_i} (Alg. 4; Alg. 5's
+    alpha_i = 1 - β_i, here (alpha_{t_i}/alpha_{t_i - Δt})², which is 1 for VE and
+    exp(-∫β) ≈ 1 - β(t_i)Δt for VP and sub-VP, as the released code uses for both), then one
+    Euler-Maruyama predictor step, the last noise-free. The paper's predictor is reverse
+    diffusion, equal to Euler-Maruyama to first order in Δt; the corrector comes first, as in
+    the released code. ``snr`` 0.16 is Song et al.'s VE setting for CIFAR-10."""
+    score = _setup(score, sde, x_T, "x_T", n_steps)
+    checks.positive("snr", snr)
+    checks.count("n_corrector", n_corrector, minimum=0)
+    x = x_T
+    for i, t, dt in _steps(sde, n_steps, progress, "predictor-corrector"):
+        alpha = (sde.marginal(t)[0] / sde.marginal(t - dt)[0]) ** 2
+        for _ in range(n_corrector):
+            x = langevin_corrector(score, sde, x, t, snr, rng, alpha)
+        x = _guard(_euler_maruyama(score, sde, x, t, dt, rng, noise=i < n_steps - 1), i, n_steps,
+                   "predictor_corrector")
+    return x
+
+
+def _velocity(score, sde):
+    """The probability-flow velocity v(x, t) = f(x, t) - ½ g(t)² s(x, t) (eq. 13)."""
+    return lambda x, t: sde.drift(x, t) - 0.5 * sde.diffusion(t) ** 2 * _score_at(score, x, t)
+
+
+def _step(f, y, t, h, method):
+    """One fixed step from t to t + h of dy/dt = f(y, t), y a tuple of arrays: Euler (order 1),
+    Heun (2) or classical RK4 (4)."""
+    add = lambda a, b, c: tuple(ai + c * bi for ai, bi in zip(a, b))  # a + c b
+    k1 = f(y, t)
+    if method == "euler":
+        return add(y, k1, h)
+    if method == "heun":
+        return add(y, add(k1, f(add(y, k1, h), t + h), 1.0), h / 2)
+    k2 = f(add(y, k1, h / 2), t + h / 2)
+    k3 = f(add(y, k2, h / 2), t + h / 2)
+    k4 = f(add(y, k3, h), t + h)
+    return add(y, add(add(k1, k4, 1.0), add(k2, k3, 1.0), 2.0), h / 6)
+
+
+METHODS = ("euler", "heun", "rk4")
+
+
+def probability_flow(score, sde, x_T, n_steps, method="rk4", progress=False):
+    """Deterministic sampling: the probability-flow ODE (Song et al. 2021 eq. 13) from t = 1 down
+    to t_min in ``n_steps`` fixed Euler, Heun or RK4 steps (1, 2 or 4 score calls each). Its exact
+    solution carries p_1 to p_{t_min}; only the integrator's O(Δt^order) error remains."""
+    score = _setup(score, sde, x_T, "x_T", n_steps)
+    checks.option("method", method, METHODS)
+    velocity = _velocity(score, sde)
+    x = x_T
+    for i, t, dt in _steps(sde, n_steps, progress, "probability flow"):
+        x = _guard(_step(lambda y, s: (velocity(y[0], s),), (x,), t, -dt, method)[0], i, n_steps,
+                   "probability_flow")
+    return x
+
+
+def log_likelihood(score, sde, x, n_steps, rng=None, method="rk4", prior_log_prob=None, progress=False):
+    """log p_{t_min}(x) in nats, (N,), by the instantaneous change of variables (Chen et al. 2018
+    Thm 1; Song et al. 2021 App. D.2): the probability-flow ODE integrated from t_min to 1 together
+    with the divergence of its velocity v,
+
+        log p_{t_min}(x(t_min)) = log p_1(x(1)) + ∫_{t_min}^1 ∇·v(x(t), t) dt.
+
+    log p_1 is ``sde.prior_log_prob`` unless ``prior_log_prob`` is given. The divergence is exact
+    (``objectives.divergence``, one backward pass per dimension), or with ``rng`` Hutchinson's
+    estimate εᵀ(∂v/∂x)ε, one Gaussian ε per example held fixed along the path (Hutchinson 1989;
+    Grathwohl et al. 2019): unbiased, one backward pass per evaluation."""
+    score = _setup(score, sde, x, "x", n_steps)
+    checks.option("method", method, METHODS)
+    velocity = _velocity(score, sde)
+    if rng is not None:
+        probe = rng.normal(x.shape, dtype=x.dtype)
+
+        def div(y, t):
+            vjp, _ = make_vjp(lambda z: velocity(z, t))(y)
+            return ops.sum_per_example(vjp(probe) * probe)
+    else:
+        def div(y, t):
+            return divergence(lambda z: velocity(z, t), y)
+
+    y = (x, backend.xp.zeros((x.shape[0],), dtype=x.dtype))
+    dt = (1.0 - sde.t_min) / n_steps
+    for i in tqdm(range(n_steps), desc="log-likelihood", disable=not progress, leave=False):
+        y = _step(lambda y, t: (velocity(y[0], t), div(y[0], t)), y, sde.t_min + i * dt, dt, method)
+        _guard(y[0], i, n_steps, "log_likelihood")
+    log_p1 = checks.per_example("prior_log_prob", prior_log_prob or sde.prior_log_prob)(y[0])
+    return log_p1 + y[1]
+
+
+def bits_per_dim(log_likelihood, x_dim, n_bins, data_range=1.0):
+    """Bits per dimension of data on a grid of ``n_bins`` levels per coordinate, scaled to an
+    interval of width ``data_range`` (1 for [0, 1], 2 for [-1, 1]), from ``log_likelihood``, the
+    log-density in nats of the uniformly dequantized data y = (k + u) data_range/n_bins + offset,
+    u ~ U[0, 1)^D (its expectation over u, or one draw of it as an unbiased estimate).
+
+    The discrete probability of grid cell k is P(k) = ∫_cell p(y) dy = (data_range/n_bins)^D
+    E_u p(y), and by Jensen log P(k) >= E_u log p(y) - D log(n_bins/data_range) (Theis, van den Oord
+    & Bethge 2016), so
+
+        bpd = -(log p(y) - D log(n_bins/data_range)) / (D log 2)
+
+    bounds -log2 P(k)/D from above. This is the number published tables give (e.g. Song et al.
+    2021 Table 2 on 8-bit images: n_bins = 256, and the log-likelihood of y in [0, 1]^D).
+    """
+    checks.count("x_dim", x_dim)
+    checks.count("n_bins", n_bins, minimum=2)
+    checks.positive("data_range", data_range)
+    return -(log_likelihood - x_dim * math.log(n_bins / data_range)) / (x_dim * math.log(2))
