@@ -112,6 +112,23 @@ def ddim_steps(n_total, n_steps):
     return sorted({round(k * n_total / n_steps) - 1 for k in range(1, n_steps + 1)})
 
 
+def ddim_step(x, eps, alpha_bar, alpha_bar_prev):
+    """One η = 0 step of Song, Meng & Ermon 2021 eq. 12 from ᾱ = ``alpha_bar`` to ``alpha_bar_prev``:
+    x' = √ᾱ' x̂_0 + √(1 - ᾱ') ε with x̂_0 = (x - √(1 - ᾱ) ε)/√ᾱ, the noise ε re-used."""
+    checks.batch("x", x)
+    checks.batch("eps", eps)
+    if eps.shape != x.shape:
+        raise ValueError(f"eps: expected the shape of x, {tuple(x.shape)}, got {tuple(eps.shape)}")
+    checks.in_interval("alpha_bar", alpha_bar, 0.0, 1.0, closed=(False, True))
+    checks.in_interval("alpha_bar_prev", alpha_bar_prev, 0.0, 1.0, closed=(False, True))
+    return _ddim_step(x, eps, alpha_bar, alpha_bar_prev)
+
+
+def _ddim_step(x, eps, alpha_bar, alpha_bar_prev):
+    x0 = (x - math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha_bar)
+    return math.sqrt(alpha_bar_prev) * x0 + math.sqrt(1 - alpha_bar_prev) * eps
+
+
 def ddim_sample(eps_model, betas, x_T, n_steps, progress=False):
     """Deterministic DDIM sampling (Song, Meng & Ermon 2021 eq. 12 with η = 0) over ``n_steps`` of
     the T steps (``ddim_steps``), from x_T at index T - 1 down to x_0:
@@ -133,9 +150,7 @@ def ddim_sample(eps_model, betas, x_T, n_steps, progress=False):
     for k in tqdm(reversed(range(len(taus))), total=len(taus), desc="DDIM", disable=not progress, leave=False):
         tau = taus[k]
         ab_prev = ab[taus[k - 1]] if k > 0 else 1.0
-        eps = eps_model(x, _index(tau, x))
-        x0 = (x - math.sqrt(1 - ab[tau]) * eps) / math.sqrt(ab[tau])
-        x = math.sqrt(ab_prev) * x0 + math.sqrt(1 - ab_prev) * eps
+        x = _ddim_step(x, eps_model(x, _index(tau, x)), ab[tau], ab_prev)
         if k % 100 == 0:
             checks.finite_or_raise("x", x, f"in ddim_sample at step index {tau}", "check the eps model")
     return x

@@ -26,14 +26,14 @@ from typing import Callable
 import autograd.numpy as anp
 
 from . import checks, ops
-from .ddpm import alphas_bar, ddim_sample, ddpm_posterior, ddpm_sample, vp_betas
+from .ddpm import alphas_bar, ddim_sample, ddim_step, ddim_steps, ddpm_posterior, ddpm_sample, vp_betas
 from .sde_sampling import (bits_per_dim, langevin_corrector, log_likelihood, predictor_corrector,
                            probability_flow, reverse_sde)
 
 __all__ = ["SDE", "VE", "VP", "SubVP", "sigma_conditioned", "eps_to_score", "x0_to_score",
            "reverse_sde", "predictor_corrector", "langevin_corrector", "probability_flow",
-           "log_likelihood", "bits_per_dim", "ddpm_sample", "ddim_sample", "ddpm_posterior",
-           "alphas_bar", "vp_betas"]
+           "log_likelihood", "bits_per_dim", "ddpm_sample", "ddim_sample", "ddim_step", "ddim_steps",
+           "ddpm_posterior", "alphas_bar", "vp_betas"]
 
 
 @dataclass(frozen=True)
