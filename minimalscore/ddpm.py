@@ -42,13 +42,13 @@ def _cumprod(values):
 def vp_betas(n_steps, beta_min=0.1, beta_max=20.0):
     """β_i = β(t_i)/T with β(t) = β_min + t (β_max - β_min) at t_i = (i - 1)/(T - 1), i = 1 .. T
     (Ho et al. 2020's linear schedule, in the VP SDE's units: Song et al. 2021 App. B), a
-    (T,) array of the backend's default dtype."""
+    (T,) float64 array: a schedule, read once per sampler call, kept to full precision."""
     n_steps = checks.count("n_steps", n_steps, minimum=2)
     beta_min, beta_max = checks.positive("beta_min", beta_min), checks.positive("beta_max", beta_max)
     if not beta_max < n_steps:
         raise ValueError(f"beta_max: expected beta_max < n_steps so that every β_i < 1, got {beta_max}")
     return backend.asarray([(beta_min + (beta_max - beta_min) * i / (n_steps - 1)) / n_steps
-                            for i in range(n_steps)])
+                            for i in range(n_steps)], dtype=backend.xp.float64)
 
 
 def alphas_bar(betas):
