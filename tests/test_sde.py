@@ -241,3 +241,30 @@ def test_bad_arguments_name_the_argument():
     for call in (lambda: sde.probability_flow(s, ve, x, 2.5), lambda: sde.reverse_sde(s, "VE", x, 5, rng)):
         with pytest.raises(TypeError):
             call()
+
+
+def test_noise_conditional_nets_are_sampled_by_the_sde_samplers():
+    """The noise-conditional MLP takes any σ (it is conditioned on log σ), so sigma_conditioned
+    makes it a score(x, t) for every sampler and process. NCSN is conditioned on its L trained
+    levels only: the VE SDE with the schedule's ends and n_steps = L - 1 evaluates it at exactly
+    σ_1 .. σ_{L-1} (reverse SDE, PC); the probability flow's intermediate stages fall between
+    levels and are refused (a ValueError naming sigma)."""
+    rng = ms.backend.default_rng(0)
+    params = ms.models.noise_conditional_mlp_init(rng, 2, hidden=(16,))
+    net = lambda x, sigma: ms.models.noise_conditional_mlp(params, x, sigma)
+    x = rng.normal((6, 2))
+    for process in (sde.VE(0.01, 5.0), sde.VP(), sde.SubVP()):
+        score = sde.sigma_conditioned(net, process)
+        for out in (sde.reverse_sde(score, process, x, 3, rng), sde.predictor_corrector(score, process, x, 3, rng),
+                    sde.probability_flow(score, process, x, 3), sde.log_likelihood(score, process, x, 2)):
+            assert out.shape[0] == 6 and np.all(np.isfinite(out))
+    sigmas = ms.schedule.geometric_sigmas(1.0, 0.01, 4)
+    ncsn_params = ms.ncsn.init(rng, 4, channels=4)
+    ncsn_net = lambda x, sigma: ms.ncsn.apply(ncsn_params, x, sigma, sigmas)
+    process = sde.VE(float(sigmas[-1]), float(sigmas[0]))
+    images = rng.normal((2, 1, 8, 8))
+    score = sde.sigma_conditioned(ncsn_net, process)
+    for out in (sde.reverse_sde(score, process, images, 3, rng), sde.predictor_corrector(score, process, images, 3, rng)):
+        assert out.shape == images.shape and np.all(np.isfinite(out))
+    with pytest.raises(ValueError, match="^sigma:"):
+        sde.probability_flow(score, process, images, 3)
