@@ -268,3 +268,20 @@ def test_noise_conditional_nets_are_sampled_by_the_sde_samplers():
         assert out.shape == images.shape and np.all(np.isfinite(out))
     with pytest.raises(ValueError, match="^sigma:"):
         sde.probability_flow(score, process, images, 3)
+
+
+@pytest.mark.parametrize("sampler", ["reverse_sde", "predictor_corrector"])
+def test_last_predictor_step_is_noise_free(sampler):
+    """The last Euler-Maruyama step returns its mean: with n_corrector = 0 and one step the
+    output does not depend on the random stream, with two steps it does."""
+    x = np.random.default_rng(0).normal(size=(3, 2))
+    process, score = sde.VP(), lambda y, t: -y
+
+    def run(n_steps, seed):
+        rng = ms.backend.default_rng(seed)
+        if sampler == "reverse_sde":
+            return sde.reverse_sde(score, process, x, n_steps, rng)
+        return sde.predictor_corrector(score, process, x, n_steps, rng, n_corrector=0)
+
+    np.testing.assert_array_equal(run(1, 0), run(1, 1))
+    assert np.abs(run(2, 0) - run(2, 1)).max() > 0.1
