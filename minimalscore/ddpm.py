@@ -147,7 +147,8 @@ def ddim_sample(eps_model, betas, x_T, n_steps, progress=False):
     ab = _cumprod([1.0 - v for v in b])
     taus = ddim_steps(len(b), n_steps)
     x = x_T
-    for k in tqdm(reversed(range(len(taus))), total=len(taus), desc="DDIM", disable=not progress, leave=False):
+    for k in tqdm(reversed(range(len(taus))), total=len(taus), desc="DDIM", disable=not progress,
+                  leave=False):
         tau = taus[k]
         ab_prev = ab[taus[k - 1]] if k > 0 else 1.0
         x = _ddim_step(x, eps_model(x, _index(tau, x)), ab[tau], ab_prev)

@@ -71,7 +71,8 @@ def reverse_sde(score, sde, x_T, n_steps, rng, progress=False):
     score = _setup(score, sde, x_T, "x_T", n_steps)
     x = x_T
     for i, t, dt in _steps(sde, n_steps, progress, "reverse SDE"):
-        x = _guard(_euler_maruyama(score, sde, x, t, dt, rng, noise=i < n_steps - 1), i, n_steps, "reverse_sde")
+        x = _euler_maruyama(score, sde, x, t, dt, rng, noise=i < n_steps - 1)
+        _guard(x, i, n_steps, "reverse_sde")
     return x
 
 

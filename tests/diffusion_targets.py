@@ -80,4 +80,5 @@ def assert_matches(x, q, allowance=0.0, cov_allowance=0.0):
     se_cov = products.std(0) / math.sqrt(n)
     assert np.all(np.abs(products.mean(0) - cov) < N_SE * se_cov + cov_allowance), (products.mean(0), cov)
     r = responsibilities(q, x)
-    assert np.all(np.abs(r.mean(1) - q.weights) < N_SE * r.std(1) / math.sqrt(n) + allowance), (r.mean(1), q.weights)
+    se_weights = r.std(1) / math.sqrt(n)
+    assert np.all(np.abs(r.mean(1) - q.weights) < N_SE * se_weights + allowance), (r.mean(1), q.weights)

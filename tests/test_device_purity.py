@@ -407,7 +407,8 @@ def _samplers():
             _conditional_score, x, ms.backend.asarray([[1.0, 0.0]]), ms.backend.asarray([1.0, 0.3]),
             0.01, 2, rng, denoise=True),
         "reverse_sde": lambda p, x, rng: sde.reverse_sde(_time_score, sde.VP(), x, 3, rng),
-        "predictor_corrector": lambda p, x, rng: sde.predictor_corrector(_time_score, sde.VE(0.01, 2.0), x, 2, rng),
+        "predictor_corrector": lambda p, x, rng: sde.predictor_corrector(
+            _time_score, sde.VE(0.01, 2.0), x, 2, rng),
         "probability_flow": lambda p, x, rng: sde.probability_flow(_time_score, sde.SubVP(), x, 2),
         "log_likelihood": lambda p, x, rng: sde.log_likelihood(_time_score, sde.VE(0.01, 2.0), x, 2),
         "log_likelihood_hutchinson": lambda p, x, rng: sde.log_likelihood(

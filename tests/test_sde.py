@@ -161,7 +161,8 @@ def test_log_likelihood_default_prior_is_the_ve_prior():
     x₁ = MU + (x - MU) √((S2 + σ_max²)/(S2 + σ_min²)); RK4's error in x₁ (~1e-5) bounds the gap."""
     x = np.stack([np.linspace(-1, 3, 7), np.linspace(-4, 0, 7)], axis=1)
     var0, var1 = S2 + SIGMA_MIN ** 2, S2 + SIGMA_MAX ** 2
-    with_exact = sde.log_likelihood(perturbed_score, VE, x, 50, prior_log_prob=lambda y: gauss_log_prob(y, MU, var1))
+    with_exact = sde.log_likelihood(perturbed_score, VE, x, 50,
+                                    prior_log_prob=lambda y: gauss_log_prob(y, MU, var1))
     with_default = sde.log_likelihood(perturbed_score, VE, x, 50)
     x1 = MU + (x - MU) * math.sqrt(var1 / var0)
     gap = gauss_log_prob(x1, 0.0, SIGMA_MAX ** 2) - gauss_log_prob(x1, MU, var1)
@@ -179,7 +180,8 @@ def test_hutchinson_log_likelihood_is_unbiased():
     rk4_error = np.abs(sde.log_likelihood(perturbed_score, VE, x, 25, prior_log_prob=prior)
                        - exact).max()
     rng = ms.backend.default_rng(8)
-    estimates = np.array([sde.log_likelihood(perturbed_score, VE, x, 25, rng=rng, prior_log_prob=prior) for _ in range(60)])
+    estimates = np.array([sde.log_likelihood(perturbed_score, VE, x, 25, rng=rng, prior_log_prob=prior)
+                          for _ in range(60)])
     se = estimates.std(0, ddof=1) / math.sqrt(60)
     assert np.all(se > 0)  # a real estimator, not the exact trace
     assert np.all(np.abs(estimates.mean(0) - exact) < N_SE * se + rk4_error)
@@ -193,7 +195,8 @@ def test_sde_samplers_keep_any_shape_and_float32(shape, seed, which):
     rng = ms.backend.default_rng(seed)
     x = rng.normal(tuple(shape))
     process = {"VE": sde.VE(0.1, 5.0), "VP": sde.VP(), "SubVP": sde.SubVP()}[which]
-    score = sde.sigma_conditioned(lambda y, s: -y / (1 + s.reshape((-1,) + (1,) * (y.ndim - 1)) ** 2), process)
+    net = lambda y, s: -y / (1 + s.reshape((-1,) + (1,) * (y.ndim - 1)) ** 2)  # N(0, I) blurred by s
+    score = sde.sigma_conditioned(net, process)
     outs = [sde.reverse_sde(score, process, x, 3, rng),
             sde.predictor_corrector(score, process, x, 3, rng, n_corrector=2),
             sde.probability_flow(score, process, x, 3, method="heun")]
@@ -218,7 +221,8 @@ def test_log_likelihood_of_any_shape_is_exact_for_gaussian_data():
 
 
 def test_bad_arguments_name_the_argument():
-    rng, x, s, ve = ms.backend.default_rng(0), np.zeros((4, 2), np.float32), (lambda y, t: -y), sde.VE(0.1, 1.0)
+    rng, x, s = ms.backend.default_rng(0), np.zeros((4, 2), np.float32), (lambda y, t: -y)
+    ve = sde.VE(0.1, 1.0)
     cases = {
         "x_T": [lambda: sde.reverse_sde(s, ve, np.array([[np.nan, 0.0]]), 5, rng),
                 lambda: sde.probability_flow(s, ve, np.zeros(3), 5)],
@@ -255,7 +259,8 @@ def test_noise_conditional_nets_are_sampled_by_the_sde_samplers():
     x = rng.normal((6, 2))
     for process in (sde.VE(0.01, 5.0), sde.VP(), sde.SubVP()):
         score = sde.sigma_conditioned(net, process)
-        for out in (sde.reverse_sde(score, process, x, 3, rng), sde.predictor_corrector(score, process, x, 3, rng),
+        for out in (sde.reverse_sde(score, process, x, 3, rng),
+                    sde.predictor_corrector(score, process, x, 3, rng),
                     sde.probability_flow(score, process, x, 3), sde.log_likelihood(score, process, x, 2)):
             assert out.shape[0] == 6 and np.all(np.isfinite(out))
     sigmas = ms.schedule.geometric_sigmas(1.0, 0.01, 4)
@@ -264,7 +269,8 @@ def test_noise_conditional_nets_are_sampled_by_the_sde_samplers():
     process = sde.VE(float(sigmas[-1]), float(sigmas[0]))
     images = rng.normal((2, 1, 8, 8))
     score = sde.sigma_conditioned(ncsn_net, process)
-    for out in (sde.reverse_sde(score, process, images, 3, rng), sde.predictor_corrector(score, process, images, 3, rng)):
+    for out in (sde.reverse_sde(score, process, images, 3, rng),
+                sde.predictor_corrector(score, process, images, 3, rng)):
         assert out.shape == images.shape and np.all(np.isfinite(out))
     with pytest.raises(ValueError, match="^sigma:"):
         sde.probability_flow(score, process, images, 3)

@@ -84,7 +84,8 @@ def test_marginal_matches_a_simulation_of_the_forward_sde(name):
     em_fine = forward_moments(process, x0, 2 * n_steps)
     for k in range(n_steps):
         t = process.t_min + k * dt
-        x = x + process.drift(x, t) * dt + process.diffusion(t) * math.sqrt(dt) * rng.normal((n, 1), dtype=np.float64)
+        z = rng.normal((n, 1), dtype=np.float64)
+        x = x + process.drift(x, t) * dt + process.diffusion(t) * math.sqrt(dt) * z
         if k + 1 in (n_steps // 4, n_steps // 2, n_steps):
             m, v = em[k + 1]
             assert abs(float(x.mean()) - m) < N_SE * math.sqrt(v / n)
@@ -135,8 +136,8 @@ def test_eps_and_x0_predictions_give_the_score(name):
     for t in (0.05, 0.5):
         expected = pushed(process, t).score(POINTS)
         ts = np.full(4, t)
-        np.testing.assert_allclose(sde.x0_to_score(x0_model, process)(POINTS, ts), expected, rtol=1e-8, atol=1e-10)
-        np.testing.assert_allclose(sde.eps_to_score(eps_model, process)(POINTS, ts), expected, rtol=1e-8, atol=1e-10)
+        for score in (sde.x0_to_score(x0_model, process), sde.eps_to_score(eps_model, process)):
+            np.testing.assert_allclose(score(POINTS, ts), expected, rtol=1e-8, atol=1e-10)
 
 
 # ------------------------------------------------------------ continuous-time DSM
@@ -165,8 +166,8 @@ def test_dsm_sde_with_the_exact_score_has_its_analytic_value(name, weighting):
         alpha, sigma = process.marginal(t)
         return -x / (alpha ** 2 * s2 + sigma ** 2)[:, None]
 
-    values = [float(objectives.dsm_sde(exact, process, math.sqrt(s2) * rng.normal((1000, dim), dtype=np.float64),
-                                       rng, weighting=weighting)) for _ in range(40)]
+    batches = [math.sqrt(s2) * rng.normal((1000, dim), dtype=np.float64) for _ in range(40)]
+    values = [float(objectives.dsm_sde(exact, process, x, rng, weighting=weighting)) for x in batches]
     se = np.std(values, ddof=1) / math.sqrt(40)
     assert abs(np.mean(values) - gaussian_dsm_value(process, s2, dim, weighting)) < N_SE * se
 
@@ -180,7 +181,8 @@ def test_ddpm_simple_loss_is_sigma2_weighted_dsm():
     eps_model = lambda w: (lambda y, t: np.tanh(y @ w) * (1 + t[:, None]))
     w0 = np.random.default_rng(1).normal(size=(3, 3))
     simple = lambda w: objectives.ddpm_simple(eps_model(w), process, x, ms.backend.default_rng(5))
-    dsm = lambda w: objectives.dsm_sde(sde.eps_to_score(eps_model(w), process), process, x, ms.backend.default_rng(5))
+    dsm = lambda w: objectives.dsm_sde(sde.eps_to_score(eps_model(w), process), process, x,
+                                       ms.backend.default_rng(5))
     assert simple(w0) == pytest.approx(2 * dsm(w0), rel=1e-12)
     np.testing.assert_allclose(grad(simple)(w0), 2 * grad(dsm)(w0), rtol=1e-10)
 
