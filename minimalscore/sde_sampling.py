@@ -14,6 +14,7 @@ grid t_i = 1 - i Δt, Δt = (1 - t_min)/n_steps. ``score`` is called as score(x,
 and the only host reads are the first-call checks and a finiteness check every CHECK_EVERY steps.
 """
 import math
+import numbers
 
 from autograd import make_vjp
 from tqdm.auto import tqdm
@@ -199,6 +200,9 @@ def bits_per_dim(log_likelihood, x_dim, n_bins, data_range=1.0):
     bounds -log2 P(k)/D from above. This is the number published tables give (e.g. Song et al.
     2021 Table 2 on 8-bit images: n_bins = 256, and the log-likelihood of y in [0, 1]^D).
     """
+    if not (backend.is_array(log_likelihood) or isinstance(log_likelihood, numbers.Real)):
+        raise TypeError(f"log_likelihood: expected log-densities in nats, an array or a number, got "
+                        f"{checks.show(log_likelihood)}")
     checks.count("x_dim", x_dim)
     checks.count("n_bins", n_bins, minimum=2)
     checks.positive("data_range", data_range)

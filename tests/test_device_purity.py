@@ -413,6 +413,8 @@ def _samplers():
         "log_likelihood": lambda p, x, rng: sde.log_likelihood(_time_score, sde.VE(0.01, 2.0), x, 2),
         "log_likelihood_hutchinson": lambda p, x, rng: sde.log_likelihood(
             _time_score, sde.VP(), x, 2, rng=rng),
+        "annealed_langevin_time_net": lambda p, x, rng: samplers.annealed_langevin(
+            sde.noise_conditioned(_time_score, sde.VP()), x, ms.backend.asarray([1.0, 0.3]), 0.01, 2, rng),
         "ddpm_sample": lambda p, x, rng: sde.ddpm_sample(_eps_model, sde.vp_betas(40), x, rng),
         "ddim_sample": lambda p, x, rng: sde.ddim_sample(_eps_model, sde.vp_betas(40), x, 2),
     }
@@ -420,7 +422,7 @@ def _samplers():
 
 SAMPLERS = ["langevin", "mala", "hmc", "annealed_langevin", "inpaint", "reverse_sde",
             "predictor_corrector", "probability_flow", "log_likelihood", "log_likelihood_hutchinson",
-            "ddpm_sample", "ddim_sample"]
+            "annealed_langevin_time_net", "ddpm_sample", "ddim_sample"]
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
