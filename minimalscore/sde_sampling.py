@@ -82,12 +82,20 @@ def _mean_norm(a):
     return backend.xp.mean(backend.xp.sqrt(ops.sum_per_example(a ** 2)))
 
 
-def langevin_corrector(score, sde, x, t, snr, rng, alpha=1.0):
+def langevin_corrector(score, x, t, snr, rng, alpha=1.0):
     """One Langevin step at p_t with its size set by the signal-to-noise ratio r = ``snr``
     (Song et al. 2021 Alg. 4; Alg. 5 with alpha = alpha_i for VP). The paper's step
     x + a s + √(2a) z with a = 2 alpha (r ‖z‖/‖s‖)², norms averaged over the batch, is in our
     convention x + (ε/2) s + √ε z (docs/conventions.md) ε = 2a = 4 alpha (r ‖z‖/‖s‖)². ε stays a
     0-d device array: no host read."""
+    checks.batch("x", x)
+    checks.in_interval("t", t, 0.0, 1.0)
+    checks.positive("snr", snr)
+    checks.positive("alpha", alpha)
+    return _langevin_corrector(checks.like_x("score", score), x, t, snr, rng, alpha)
+
+
+def _langevin_corrector(score, x, t, snr, rng, alpha):
     xp = backend.xp
     s, z = _score_at(score, x, t), rng.normal(x.shape, dtype=x.dtype)
     eps = 4 * alpha * (snr * _mean_norm(z) / xp.maximum(_mean_norm(s), 1e-12)) ** 2
@@ -109,7 +117,7 @@ def predictor_corrector(score, sde, x_T, n_steps, rng, snr=0.16, n_corrector=1, 
     for i, t, dt in _steps(sde, n_steps, progress, "predictor-corrector"):
         alpha = (sde.marginal(t)[0] / sde.marginal(t - dt)[0]) ** 2
         for _ in range(n_corrector):
-            x = langevin_corrector(score, sde, x, t, snr, rng, alpha)
+            x = _langevin_corrector(score, x, t, snr, rng, alpha)
         x = _guard(_euler_maruyama(score, sde, x, t, dt, rng, noise=i < n_steps - 1), i, n_steps,
                    "predictor_corrector")
     return x

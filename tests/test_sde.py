@@ -111,7 +111,7 @@ def test_langevin_corrector_stationary_variance_is_one_plus_snr_squared():
     big_v = sigma_at(t) ** 2
     x = rng.normal((n, dim), dtype=np.float64) * math.sqrt(big_v)
     for _ in range(60):
-        x = sde.langevin_corrector(lambda y, s: -y / big_v, VE, x, t, snr, rng)
+        x = sde.langevin_corrector(lambda y, s: -y / big_v, x, t, snr, rng)
     expected = big_v * (1 + snr ** 2)
     assert abs(float(x.var()) - expected) < N_SE * se_var(expected, n * dim)
 
