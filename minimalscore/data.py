@@ -44,16 +44,22 @@ def next_batch(x, batch_size, rng, cursor=None):
     if cursor is None or cursor["start"] + batch_size > n:
         cursor = {"order": rng.permutation(n), "start": 0}
     start = cursor["start"]
-    return x[cursor["order"][start:start + batch_size]], {"order": cursor["order"], "start": start + batch_size}
+    batch = x[cursor["order"][start:start + batch_size]]
+    return batch, {"order": cursor["order"], "start": start + batch_size}
 
 
 def batches(x, batch_size, rng):
-    """Endless random mini-batches of ``x``: a fresh permutation each epoch (``next_batch``)."""
+    """Endless random mini-batches of ``x``: a fresh permutation each epoch (``next_batch``).
+    The arguments are checked at the call, not at the first batch."""
     _n_examples(x), checks.count("batch_size", batch_size), checks.rng("rng", rng)
-    cursor = None
-    while True:
-        batch, cursor = next_batch(x, batch_size, rng, cursor)
-        yield batch
+
+    def endless():
+        cursor = None
+        while True:
+            batch, cursor = next_batch(x, batch_size, rng, cursor)
+            yield batch
+
+    return endless()
 
 
 def _n_examples(x):

@@ -142,6 +142,8 @@ def effective_sample_size(chain):
     one_d = chain.ndim == 1
     x = chain[:, None] if one_d else chain
     n = x.shape[0]
+    scale = xp.max(xp.abs(x), axis=0)  # ESS is scale-free; dividing first keeps x^2 finite
+    x = x / xp.where(scale > 0, scale, 1)
     x = x - xp.mean(x, axis=0)
     spectrum = xp.fft.rfft(x, n=2 * n, axis=0)  # zero-padded to 2n: linear, not circular, lags
     autocov = xp.fft.irfft(spectrum * xp.conj(spectrum), n=2 * n, axis=0)[:n] / n

@@ -73,8 +73,8 @@ def gamma_for_dim(dim, overlap=0.5):
 
 def n_levels(sigma_max, sigma_min, gamma):
     """L = 1 + round(log(sigma_1 / sigma_L) / log gamma), at least 2: the geometric schedule
-    whose ratio is closest to gamma (rounding, not ceiling, keeps the overlap within a percent of
-    the target; :func:`gamma_for_dim` decides the ratio, this only fits a whole number of levels)."""
+    whose ratio is closest to gamma. Rounding, not ceiling, keeps the overlap within a percent of
+    the target; :func:`gamma_for_dim` decides the ratio, this only fits a whole number of levels."""
     sigma_max, sigma_min = _limits(sigma_max, sigma_min)
     gamma = checks.in_interval("gamma", gamma, 1.0, math.inf, closed=(False, False))
     return 1 + max(1, round(math.log(sigma_max / sigma_min) / math.log(gamma)))
@@ -86,7 +86,11 @@ def geometric_sigmas(sigma_max, sigma_min, n):
     sigma_max, sigma_min = _limits(sigma_max, sigma_min)
     n = checks.count("n", n, minimum=2)
     ratio = (sigma_min / sigma_max) ** (1.0 / (n - 1))
-    return backend.asarray([sigma_max * ratio ** i for i in range(n)])
+    sigmas = backend.asarray([sigma_max * ratio ** i for i in range(n)])
+    if not bool((sigmas[1:] < sigmas[:-1]).all()):
+        raise ValueError(f"n: {n} levels between {sigma_max} and {sigma_min} are not distinct in "
+                         f"{sigmas.dtype}; use fewer levels or wider limits")
+    return sigmas
 
 
 def langevin_variance_ratio(eps, n_steps, gamma, sigma_min):
