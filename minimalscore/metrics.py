@@ -41,9 +41,7 @@ def fisher_divergence(score_a, score_b, x, weights=None):
         if not float(xp.sum(weights)) > 0:
             raise ValueError("weights: expected a positive sum, got all zeros")
         value = float(xp.sum(weights * squared) / xp.sum(weights))
-    if not math.isfinite(value):
-        raise ValueError("score_a, score_b: their squared difference overflows the float format")
-    return value
+    return _finite_result("score_a, score_b", value)
 
 
 def mode_weights(x, centers):
@@ -62,7 +60,7 @@ def wasserstein1_1d(x, y):
     any sizes: W1 = integral |F_x(t) - F_y(t)| dt (Vallender 1973; in 1-D W1 is the L1 distance
     between the CDFs, equivalently between the quantile functions). Both empirical CDFs are
     constant between consecutive points of the pooled sorted sample, so the integral is a sum."""
-    return float(_w1(_as_1d("x", x), _as_1d("y", y)))
+    return _finite_result("x, y", float(_w1(_as_1d("x", x), _as_1d("y", y))))
 
 
 def ks_statistic(x, y):
@@ -94,8 +92,9 @@ def mmd(x, y, bandwidth=None):
     pooled = xp.concatenate([x, y])
     sq_dist = sq_distances(pooled, pooled)
     if bandwidth is None:
-        bandwidth = float(xp.median(xp.sqrt(sq_dist[xp.triu_indices(n + m, 1)])))
-        if not bandwidth > 0:
+        distances = xp.sqrt(sq_dist[xp.triu_indices(n + m, 1)])
+        bandwidth = _finite_result("x, y", float(xp.median(distances)))
+        if bandwidth == 0:
             raise ValueError("x, y: more than half of the pooled pairs coincide, so the median "
                              "heuristic gives bandwidth 0; pass a bandwidth")
     bandwidth = checks.positive("bandwidth", bandwidth)
@@ -103,7 +102,7 @@ def mmd(x, y, bandwidth=None):
     k_xx, k_yy, k_xy = k[:n, :n], k[n:, n:], k[:n, n:]
     mean_xx = (xp.sum(k_xx) - xp.trace(k_xx)) / (n * (n - 1))
     mean_yy = (xp.sum(k_yy) - xp.trace(k_yy)) / (m * (m - 1))
-    return float(mean_xx + mean_yy - 2 * xp.mean(k_xy))
+    return _finite_result("x, y", float(mean_xx + mean_yy - 2 * xp.mean(k_xy)))
 
 
 def sliced_wasserstein(x, y, rng, n_projections=100):
@@ -118,7 +117,8 @@ def sliced_wasserstein(x, y, rng, n_projections=100):
     theta = rng.normal((n_projections, x.shape[1]), dtype=x.dtype)
     theta = theta / xp.linalg.norm(theta, axis=1, keepdims=True)
     x_proj, y_proj = x @ theta.T, y @ theta.T
-    return float(sum(_w1(x_proj[:, p], y_proj[:, p]) for p in range(n_projections)) / n_projections)
+    total = sum(_w1(x_proj[:, p], y_proj[:, p]) for p in range(n_projections))
+    return _finite_result("x, y", float(total) / n_projections)
 
 
 def effective_sample_size(chain):
@@ -166,6 +166,15 @@ def _running_min(a):
         a = backend.xp.concatenate([a[:shift], backend.xp.minimum(a[shift:], a[:-shift])])
         shift *= 2
     return a
+
+
+def _finite_result(names, value):
+    """``value`` if finite; else a ValueError: finite inputs whose squares or differences
+    overflow the float format."""
+    if not math.isfinite(value):
+        raise ValueError(f"{names}: the result overflows the float format (values too large); "
+                         f"rescale the inputs")
+    return value
 
 
 def _score_values(name, score, x):

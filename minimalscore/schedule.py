@@ -36,7 +36,11 @@ def max_pairwise_distance(x, chunk=1024):
     flat = xp.reshape(xp.asarray(x, dtype=xp.float64), (x.shape[0], -1))
     largest = 0.0
     for start in range(0, flat.shape[0], chunk):
-        largest = max(largest, float(sq_distances(flat[start:start + chunk], flat).max()))
+        block = float(sq_distances(flat[start:start + chunk], flat).max())
+        if not math.isfinite(block):  # NaN (inf - inf) included, which max() would skip
+            raise ValueError("x: squared distances overflow float64 (values beyond ~1e154); "
+                             "rescale x")
+        largest = max(largest, block)
     return math.sqrt(largest)
 
 

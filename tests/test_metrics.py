@@ -255,3 +255,13 @@ def test_bad_input_raises_naming_the_argument():
 def test_every_metric_refuses_bad_arguments_naming_them(call, name):
     with pytest.raises((ValueError, TypeError), match=f"^{name}"):
         call(normal(14, (10, 2)))
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: metrics.wasserstein1_1d(x[:, 0], -x[:, 0]),
+    lambda x: metrics.mmd(x, -x),
+    lambda x: metrics.sliced_wasserstein(x, -x, backend.default_rng(0), 3),
+])
+def test_finite_inputs_whose_result_overflows_raise_instead_of_returning_inf(call):
+    with pytest.raises(ValueError, match="^x, y: the result overflows"):
+        call(1e308 * np.sign(normal(15, (10, 1))))

@@ -200,6 +200,7 @@ def test_geometric_sigmas_refuses_bad_limits_and_counts(args, name):
     (lambda: schedule.max_pairwise_distance(np.array([[0.0, 1.0], [np.nan, 0.0]])), "x"),
     (lambda: schedule.max_pairwise_distance(np.zeros((3, 2)), chunk=0), "chunk"),
     (lambda: schedule.max_pairwise_distance([[0.0], [1.0]]), "x"),
+    (lambda: schedule.max_pairwise_distance(np.array([[1e200], [-1e200]])), "x"),
     (lambda: schedule.ncsnv2_schedule(np.random.default_rng(0).normal(size=(9, 8)), 5,
                                       sigma_min=100.0), "sigma_min"),
     (lambda: schedule.ncsnv2_schedule(np.random.default_rng(0).normal(size=(9, 8)), 5.0),
