@@ -38,7 +38,7 @@ def next_batch(x, batch_size, rng, cursor=None):
     it, plain data, so that a checkpoint can hold it and a resumed run draws the same batches."""
     n = _n_examples(x)
     batch_size, rng = min(checks.count("batch_size", batch_size), n), checks.rng("rng", rng)
-    if cursor is not None and not (isinstance(cursor, dict) and set(cursor) == {"order", "start"}):
+    if cursor is not None and not (isinstance(cursor, dict) and {"order", "start"} <= set(cursor)):
         raise TypeError(f"cursor: expected None or the cursor next_batch returned, got "
                         f"{checks.show(cursor)}")
     if cursor is None or cursor["start"] + batch_size > n:

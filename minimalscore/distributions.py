@@ -56,20 +56,27 @@ class GaussianMixture:
         self._chol = chol.astype(dtype)
         # L^{-T}: x rows times it gives the whitened residuals z_k = L_k^{-1}(x - mu_k) as rows
         self._chol_inv_T = xp.swapaxes(xp.linalg.inv(chol), 1, 2).astype(dtype)
+        for name, a in (("means", self.means), ("covs", self.covs), ("covs", self._chol_inv_T)):
+            if not checks.is_finite(a):
+                raise ValueError(f"{name}: values (or, for covs, their inverses) overflow "
+                                 f"{xp.dtype(dtype).name}; use dtype=float64")
         # log w_k - log sqrt((2 pi)^D det Sigma_k): the x-independent part of log w_k N_k(x)
         self._log_norm = (xp.log(weights) - log_det_half - 0.5 * dim * math.log(2 * math.pi)
                           ).astype(dtype)
 
     def log_prob(self, x):
         """log p(x), shape (N,): logsumexp_k [log w_k + log N(x; mu_k, Sigma_k)].
-        Written in autograd.numpy, so autograd can differentiate it with respect to x."""
+        Written in autograd.numpy, so autograd can differentiate it with respect to x. A point
+        more than 1.8e19 (float32) or 1.3e154 (float64) standard deviations from every component
+        is beyond the float range: a ValueError says so."""
         return logsumexp(self._log_joint(x)[0], axis=0)
 
     def score(self, x):
         """grad_x log p(x) = sum_k r_k(x) (-Sigma_k^{-1} (x - mu_k)), shape (N, D), in closed form.
 
         r_k(x) = w_k N_k(x) / p(x) are the responsibilities, a softmax of the log joint;
-        Sigma_k^{-1}(x - mu_k) = L_k^{-T} z_k.
+        Sigma_k^{-1}(x - mu_k) = L_k^{-T} z_k. Correct to float precision up to the range that
+        :meth:`log_prob` states, and a ValueError beyond it.
         """
         log_joint, z = self._log_joint(x)
         component_scores = -anp.matmul(z, anp.swapaxes(self._chol_inv_T, 1, 2))

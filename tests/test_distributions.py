@@ -306,3 +306,11 @@ def test_bad_rng_dtype_and_parameter_types_raise_naming_them():
         Gaussian(np.zeros((1, 2)), 1.0)
     with pytest.raises(ValueError, match="^mean:"):
         Gaussian([np.nan, 0.0], 1.0)
+
+
+@pytest.mark.parametrize("name, value", [("means", np.full((2, 2), 1e39)),
+                                         ("covs", np.full(2, 1e-80)),   # L^{-1} = 1e40
+                                         ("covs", np.full(2, 1e50))])
+def test_float32_parameters_beyond_its_range_raise(name, value):
+    with pytest.raises(ValueError, match=rf"^{name}: .*overflow float32"):
+        GaussianMixture(**{**GOOD, name: value}, dtype=np.float32)
