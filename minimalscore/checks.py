@@ -166,3 +166,14 @@ def like_x(name, fn):
 def per_example(name, fn):
     """:func:`returns` for a callable with one value per example (a log-density): (N,)."""
     return returns(name, fn, lambda x: (getval(x).shape[0],), "one value per example")
+
+
+def rng(name, value):
+    """A random-number generator of the active backend, as ``backend.default_rng(seed)`` makes."""
+    if not isinstance(value, backend.RNG):
+        raise TypeError(f"{name}: expected a minimalscore.backend.RNG (backend.default_rng(seed)), "
+                        f"got {show(value)}")
+    if value.backend != backend.name:
+        raise ValueError(f"{name}: a {value.backend} generator, but the active backend is "
+                         f"{backend.name}; make it after backend.use(...)")
+    return value

@@ -1,5 +1,9 @@
-"""Data sets and batching: toy 2-D data (swiss roll), handwritten digits (scikit-learn's 8x8
-digits, MNIST from its IDX files) and random mini-batches.
+"""Data sets and batching.
+
+    swiss_roll(n)        the 2-D swiss roll (scikit-learn's, columns 0 and 2, / 5)
+    digits(size)         scikit-learn's 8x8 handwritten digits, grey levels k / 16, k = 0..16
+    mnist(data_dir)      MNIST from its IDX files, grey levels k / 255, k = 0..255
+    next_batch, batches  random mini-batches, without replacement within an epoch
 
 Data sets come back as arrays of the active backend in float32, batch first; images as
 (N, 1, H, W) with values in [0, 1], labels as integers.
@@ -9,12 +13,17 @@ import math
 import os
 import struct
 
-from . import backend
+from . import backend, checks
+from .ops import upsample_nearest
 
 
 def swiss_roll(n, seed=0, noise=0.0):
-    """The 2-D swiss roll: scikit-learn's ``make_swiss_roll``, columns 0 and 2, divided by 5
-    (DESIGN.md §7, W1), so the data spans about [-2, 2.6]^2."""
+    """The 2-D swiss roll: scikit-learn's ``make_swiss_roll``, columns 0 and 2, divided by 5,
+    so the data spans about [-2, 2.6]^2; ``noise`` is the standard deviation of the Gaussian
+    noise scikit-learn adds before the division."""
+    n = checks.count("n", n)
+    seed = checks.count("seed", seed, minimum=0)
+    noise = checks.nonnegative("noise", noise)
     try:
         from sklearn.datasets import make_swiss_roll
     except ImportError as err:
@@ -27,51 +36,73 @@ def next_batch(x, batch_size, rng, cursor=None):
     """One random mini-batch of ``x``, sampling without replacement within an epoch: returns
     (batch, cursor). The cursor {"order", "start"} is the epoch's permutation and the position in
     it, plain data, so that a checkpoint can hold it and a resumed run draws the same batches."""
-    n = x.shape[0]
-    if not 0 < batch_size:
-        raise ValueError(f"batch_size: must be positive, got {batch_size}")
-    batch_size = min(batch_size, n)
+    n = _n_examples(x)
+    batch_size, rng = min(checks.count("batch_size", batch_size), n), checks.rng("rng", rng)
+    if cursor is not None and not (isinstance(cursor, dict) and {"order", "start"} <= set(cursor)):
+        raise TypeError(f"cursor: expected None or the cursor next_batch returned, got "
+                        f"{checks.show(cursor)}")
     if cursor is None or cursor["start"] + batch_size > n:
         cursor = {"order": rng.permutation(n), "start": 0}
     start = cursor["start"]
-    return x[cursor["order"][start:start + batch_size]], {"order": cursor["order"], "start": start + batch_size}
+    batch = x[cursor["order"][start:start + batch_size]]
+    return batch, {"order": cursor["order"], "start": start + batch_size}
 
 
 def batches(x, batch_size, rng):
-    """Endless random mini-batches of ``x``: a fresh permutation each epoch (``next_batch``)."""
-    cursor = None
-    while True:
-        batch, cursor = next_batch(x, batch_size, rng, cursor)
-        yield batch
+    """Endless random mini-batches of ``x``: a fresh permutation each epoch (``next_batch``).
+    The arguments are checked at the call, not at the first batch."""
+    _n_examples(x), checks.count("batch_size", batch_size), checks.rng("rng", rng)
+
+    def endless():
+        cursor = None
+        while True:
+            batch, cursor = next_batch(x, batch_size, rng, cursor)
+            yield batch
+
+    return endless()
 
 
-def upsample(images, factor):
-    """Nearest-neighbour upsampling of (N, C, H, W) images: each pixel becomes a factor^2 block."""
-    xp = backend.xp
-    return xp.repeat(xp.repeat(images, factor, axis=2), factor, axis=3)
+def _n_examples(x):
+    """N for a non-empty batch-first array x; no pass over the data (next_batch runs every step,
+    so finiteness is left to the loss it feeds)."""
+    if not backend.is_array(x):
+        raise TypeError(f"x: expected a {backend.name} array of shape (N, ...), got "
+                        f"{checks.show(x)}")
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"x: expected a non-empty batch of shape (N, ...), got shape "
+                         f"{tuple(x.shape)}")
+    return x.shape[0]
 
 
 DIGITS_HELD_OUT = 297  # sklearn's 1,797 digits: 1,500 to train on, 297 held out (stratified)
 
 
 def digits(size=8):
-    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, 16 grey levels), scaled to
-    [0, 1], optionally upsampled by nearest neighbour to ``size`` (a multiple of 8).
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, grey levels 0..16: 17 of
+    them), scaled to [0, 1] as k / 16, optionally upsampled by nearest neighbour to ``size`` (a
+    multiple of 8).
 
     Returns {"train": (x, y), "held_out": (x, y)}: a fixed, stratified split (random_state 0), x
     (N, 1, size, size) float, y (N,) int.
+
+    The levels are not dequantized. NCSN's released code adds uniform noise to each training
+    batch, x / 256 * 255 + u / 256 with u ~ U[0, 1) (ermongroup/ncsn, runners/anneal_runner.py;
+    NCSNv2 makes it an option, off in its configs), so that the data has a density. Here the data
+    enter the objectives only through x + sigma_i z with sigma_i >= sigma_L > 0, which has a
+    density whatever x is, and the examples compute no likelihood of the digits: the one place
+    where discrete data needs dequantizing (a density on 17 levels is unbounded).
     """
     try:
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
     except ImportError as err:
         raise RuntimeError("digits needs scikit-learn: pip install -e .[examples]") from err
-    if size % 8:
-        raise ValueError(f"size: must be a multiple of 8 (nearest-neighbour upsampling), got {size}")
+    if checks.count("size", size) % 8:
+        raise ValueError(f"size: expected a multiple of 8 (nearest-neighbour upsampling), got {size}")
     bunch = load_digits()
     x_tr, x_ho, y_tr, y_ho = train_test_split(bunch.images / 16.0, bunch.target, random_state=0,
                                               test_size=DIGITS_HELD_OUT, stratify=bunch.target)
-    images = lambda a: upsample(backend.asarray(a)[:, None], size // 8)
+    images = lambda a: upsample_nearest(backend.asarray(a)[:, None], size // 8)
     return {"train": (images(x_tr), backend.asarray(y_tr)), "held_out": (images(x_ho), backend.asarray(y_ho))}
 
 
@@ -85,6 +116,9 @@ MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 def read_idx(path, ndim):
     """An unsigned-byte IDX file (gzipped when the name ends in .gz) as an integer array of
     ``ndim`` dimensions; ValueError naming the file and what was expected if it is malformed."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a file name, got {checks.show(path)}")
+    path, ndim = os.fspath(path), checks.count("ndim", ndim)
     opener = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
@@ -115,8 +149,9 @@ def _find(data_dir, name):
 def mnist(data_dir, split="train"):
     """MNIST from the standard IDX files in ``data_dir`` (gzipped or not): (x, y) with x
     (N, 1, 28, 28) in [0, 1] and y (N,) int, for ``split`` "train" or "test"."""
-    if split not in MNIST_FILES:
-        raise ValueError(f"split: {split!r}; choose 'train' or 'test'")
+    split = checks.option("split", split, tuple(MNIST_FILES))
+    if not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(f"data_dir: expected a folder name, got {checks.show(data_dir)}")
     image_path, label_path = (_find(data_dir, name) for name in MNIST_FILES[split])
     images, labels = read_idx(image_path, 3), read_idx(label_path, 1)
     if images.shape[0] != labels.shape[0]:

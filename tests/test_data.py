@@ -109,3 +109,33 @@ def test_corrupt_gzip_and_label_count(mnist_dir):
     write_idx(folder / "t10k-labels-idx1-ubyte", np.array([1, 2]))
     with pytest.raises(ValueError, match="expected 3 labels"):
         data.mnist(str(folder), "test")
+
+
+def test_digits_have_17_grey_levels_and_are_not_dequantized():
+    # sklearn's digits count 0..16 on-pixels of a 4x4 block: 17 levels, scaled as k / 16 exactly
+    # (k / 16 is exact in float32), with no dequantization noise added
+    x = ms.backend.asnumpy(data.digits()["train"][0])
+    np.testing.assert_array_equal(np.unique(x * 16), np.arange(17))
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda x, rng: data.next_batch(x, 0, rng), "batch_size"),
+    (lambda x, rng: data.next_batch(x, 2.5, rng), "batch_size"),
+    (lambda x, rng: data.next_batch(x, 4, None), "rng"),
+    (lambda x, rng: data.next_batch(x.tolist(), 4, rng), "x"),
+    (lambda x, rng: data.next_batch(x[:0], 4, rng), "x"),
+    (lambda x, rng: data.next_batch(x, 4, rng, cursor={"start": 0}), "cursor"),
+    (lambda x, rng: data.batches(x, None, rng), "batch_size"),
+    (lambda x, rng: data.swiss_roll(0), "n"),
+    (lambda x, rng: data.swiss_roll(10, noise=-1.0), "noise"),
+    (lambda x, rng: data.digits(12), "size"),
+    (lambda x, rng: data.digits(8.0), "size"),
+    (lambda x, rng: data.mnist(".", split="validation"), "split"),
+    (lambda x, rng: data.mnist(None), "data_dir"),
+    (lambda x, rng: data.read_idx(3, 3), "path"),
+    (lambda x, rng: data.read_idx("x-idx3-ubyte", 0), "ndim"),
+])
+def test_bad_arguments_raise_naming_them(call, name):
+    x = ms.backend.asarray(np.arange(10.0)[:, None])
+    with pytest.raises((ValueError, TypeError), match=f"^{name}:"):
+        call(x, ms.backend.default_rng(0))

@@ -1,5 +1,5 @@
-"""The analytic targets (issue 4 §4, §6 identities 1, 2, 6): GaussianMixture's score, its
-perturbed version, Tweedie's formula, sampling, far-out points and bad input. float64 throughout.
+"""The analytic targets: GaussianMixture's score, its perturbed version, Tweedie's formula,
+sampling, far-out points (float32 and float64) and bad input. float64 unless a test says otherwise.
 
 Every random mixture below has covariance eigenvalues in [0.2, 2] (condition number <= 10) and
 means of scale 2, so float64 evaluations of the same quantity by two routes agree to a few
@@ -18,7 +18,7 @@ from minimalscore import backend
 from minimalscore.distributions import Gaussian, GaussianMixture
 
 COV_TYPES = ["isotropic", "diagonal", "full"]
-SETTINGS = settings(max_examples=25, deadline=None)
+SETTINGS = settings(max_examples=25, deadline=None, derandomize=True)
 
 
 def random_mixture(seed, dim, n_components, cov_type):
@@ -117,7 +117,7 @@ def test_perturbed_is_convolution_with_gaussian(seed, n_components, sigma):
                                rtol=1e-10, atol=1e-10)
 
 
-# (d) identity 6: Tweedie's formula (004 §3, Theorem 5) -----------------------------------------
+# (d) Tweedie's formula (Efron 2011) ----------------------------------------------------------
 
 @SETTINGS
 @given(mixtures, st.floats(0.05, 3.0))
@@ -181,6 +181,62 @@ def test_far_out_points_give_finite_scores(mixture, seed):
     assert np.all(np.isfinite(Gaussian([0.0, 0.0], 1.0).score(np.full((1, 2), 1e3, np.float32))))
 
 
+def _far_out_case(seed, dim, n_components, cov_type, dtype, distance):
+    """K copies of one Gaussian (random weights), so p = N(mu, Sigma) exactly, and points
+    ``distance`` standard deviations out: x = mu + distance L u, |u| = 1. Returns the mixture,
+    x, and mu, Sigma, x as the mixture holds them, in float64, for the exact answer."""
+    one = random_mixture(seed, dim, 1, cov_type)
+    rng = np.random.default_rng(seed)
+    weights = rng.dirichlet(np.ones(n_components))
+    mixture = GaussianMixture(np.repeat(one.means, n_components, 0),
+                              np.repeat(one.covs, n_components, 0), weights, dtype=dtype)
+    u = rng.normal(size=(8, dim))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    x = (one.means + distance * u @ np.linalg.cholesky(one.covs[0]).T).astype(dtype)
+    as64 = lambda a: np.asarray(a, dtype=np.float64)
+    return mixture, x, as64(mixture.means[0]), as64(mixture.covs[0]), as64(x)
+
+
+@pytest.mark.identity
+@pytest.mark.parametrize("dtype, distance, rtol", [(np.float32, 1e8, 1e-5),
+                                                   (np.float64, 1e150, 2e-14)])
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), dim=st.integers(1, 4), n_components=st.integers(1, 4),
+       cov_type=st.sampled_from(COV_TYPES))
+def test_far_out_score_and_log_prob_are_exact_to_float_precision(dtype, distance, rtol, seed, dim,
+                                                                 n_components, cov_type):
+    # p = N(mu, Sigma) whatever the weights, so score = -Sigma^{-1}(x - mu) and
+    # log p = -|z|^2 / 2 - log det L - (D/2) log 2 pi exactly; here |z| = 1e8 (float32) or 1e150
+    # (float64). Each route rounds x - mu, L^{-T} (condition sqrt(kappa(Sigma)) <= 3.2), and two
+    # D-term products: a normwise relative error <= ~(2D + 4) u kappa(L) <= 12 x 3.2 u, i.e.
+    # 2.3e-6 in float32 (u = 6e-8) and 4.3e-15 in float64 (u = 1.1e-16); log p (twice the relative
+    # error of |z|) likewise. The tolerances are 4x that. With responsibilities normalised through
+    # exp(a_k - logsumexp a), K equal components in float32 gave K times the score: logsumexp
+    # ~ -1e16 absorbs log K.
+    mixture, x, mu, cov, x64 = _far_out_case(seed, dim, n_components, cov_type, dtype, distance)
+    residual = x64 - mu
+    expected_score = -np.linalg.solve(cov, residual.T).T
+    mahalanobis2 = np.einsum("ni,ni->n", residual, -expected_score)
+    expected_log_prob = (-0.5 * mahalanobis2 - 0.5 * np.linalg.slogdet(cov)[1]
+                         - 0.5 * dim * np.log(2 * np.pi))
+    score, log_prob = mixture.score(x), mixture.log_prob(x)
+    assert score.dtype == dtype and log_prob.dtype == dtype
+    assert np.all(np.isfinite(score)) and np.all(np.isfinite(log_prob))
+    scale = np.linalg.norm(expected_score, axis=1, keepdims=True)
+    assert np.all(np.abs(score - expected_score) <= rtol * scale)
+    np.testing.assert_allclose(log_prob, expected_log_prob, rtol=rtol)
+
+
+@pytest.mark.parametrize("dtype, distance", [(np.float32, 1e20), (np.float64, 1e155)])
+def test_beyond_the_float_range_raises_saying_which(dtype, distance):
+    # |z|^2 overflows once |z| > sqrt(max float): 1.8e19 in float32, 1.3e154 in float64
+    mixture, x, *_ = _far_out_case(0, 2, 2, "full", dtype, distance)
+    name = np.dtype(dtype).name
+    for method in (mixture.score, mixture.log_prob):
+        with pytest.raises(ValueError, match=rf"^x: .*standard deviations .*overflows {name}"):
+            method(x)
+
+
 # (g) bad input: ValueError naming the argument --------------------------------------------------
 
 GOOD = dict(means=np.zeros((2, 2)), covs=np.ones(2), weights=np.array([0.4, 0.6]))
@@ -219,13 +275,42 @@ def test_bad_sigma_raises(sigma):
                                np.array([[np.nan, 0.0]]), np.array([[np.inf, 0.0]])])
 def test_bad_points_raise(x):
     mixture = GaussianMixture(**GOOD, dtype=np.float64)
-    for method in (mixture.log_prob, mixture.score, lambda x: mixture.posterior_mean(x, 1.0)):
+    for method in (mixture.log_prob, mixture.score):
         with pytest.raises(ValueError, match="^x:"):
             method(x)
+    with pytest.raises(ValueError, match="^x_tilde:"):
+        mixture.posterior_mean(x, 1.0)
 
 
-def test_bad_sample_size_and_gaussian_mean_raise():
-    with pytest.raises(ValueError, match="^n:"):
-        GaussianMixture(**GOOD).sample(0, backend.default_rng(0))
+@pytest.mark.parametrize("n", [0, -3, 2.5, 5.0, None, "5", True, np.nan])
+def test_bad_sample_size_raises_naming_n(n):
+    with pytest.raises((ValueError, TypeError), match="^n:"):
+        GaussianMixture(**GOOD).sample(n, backend.default_rng(0))
+
+
+def test_bad_rng_dtype_and_parameter_types_raise_naming_them():
+    mixture = GaussianMixture(**GOOD)
+    with pytest.raises(TypeError, match="^rng:"):
+        mixture.sample(3, np.random.default_rng(0))
+    with pytest.raises(TypeError, match="^x:"):
+        mixture.score(np.zeros((3, 2), dtype=np.int64))
+    with pytest.raises(TypeError, match="^x:"):
+        mixture.log_prob([[0.0, 0.0]])
+    with pytest.raises(TypeError, match="^dtype:"):
+        GaussianMixture(**GOOD, dtype=np.int32)
+    with pytest.raises(TypeError, match="^means:"):
+        GaussianMixture(**{**GOOD, "means": "zeros"})
+    with pytest.raises((ValueError, TypeError), match="^sigma:"):
+        mixture.perturbed("1.0")
     with pytest.raises(ValueError, match="^mean:"):
         Gaussian(np.zeros((1, 2)), 1.0)
+    with pytest.raises(ValueError, match="^mean:"):
+        Gaussian([np.nan, 0.0], 1.0)
+
+
+@pytest.mark.parametrize("name, value", [("means", np.full((2, 2), 1e39)),
+                                         ("covs", np.full(2, 1e-80)),   # L^{-1} = 1e40
+                                         ("covs", np.full(2, 1e50))])
+def test_float32_parameters_beyond_its_range_raise(name, value):
+    with pytest.raises(ValueError, match=rf"^{name}: .*overflow float32"):
+        GaussianMixture(**{**GOOD, name: value}, dtype=np.float32)
