@@ -1,4 +1,4 @@
-"""Each metric against a case with a known answer (issue 6: metrics the examples share). float64.
+"""Each metric against a case with a known answer (the metrics the examples share). float64.
 
 Deterministic cases (a shifted copy of a sample, a comparison with SciPy's exact formula) are held
 to rounding, 1e-12; Monte Carlo cases to 4 standard errors at a fixed seed, the standard error
@@ -20,6 +20,7 @@ def normal(seed, size):
 
 # Fisher divergence -----------------------------------------------------------------------------
 
+@pytest.mark.identity
 def test_fisher_divergence_of_shifted_gaussians_is_squared_shift():
     # N(mu_a, I) and N(mu_b, I): s_a - s_b = mu_a - mu_b at every x, so F = |mu_a - mu_b|^2 exactly
     x = normal(0, (100, 3))
@@ -29,6 +30,7 @@ def test_fisher_divergence_of_shifted_gaussians_is_squared_shift():
     assert metrics.fisher_divergence(mu_a - x, mu_b - x, x) == value     # arrays or callables
 
 
+@pytest.mark.identity
 def test_fisher_divergence_weighted_by_density_is_quadrature():
     # F(N(0,1) || N(0,2)) = E[(-x + x/2)^2] = E[x^2] / 4 = 1/4. Weights p(x_i) on a uniform grid
     # make it the trapezoid rule (the integrand vanishes at the ends), whose error for a Gaussian
@@ -56,6 +58,7 @@ def test_mode_weights_of_constructed_points():
 
 # W1 and KS in 1-D ------------------------------------------------------------------------------
 
+@pytest.mark.identity
 def test_wasserstein1_of_shifted_copy_is_the_shift():
     # x and x + c: the sorted samples differ by c everywhere, so W1 = c up to rounding
     x = normal(2, 1000)
@@ -87,6 +90,7 @@ def _mmd_replicates(shift, n_replicates=30, n=300):
                      for r in range(n_replicates)])
 
 
+@pytest.mark.identity
 @pytest.mark.parametrize("shift", [0.0, 1.0])
 def test_mmd_is_unbiased_for_closed_form(shift):
     # P = N(0, 1), Q = N(d, 1), k(a, b) = exp(-(a - b)^2 / (2 h^2)): a Gaussian integral gives
@@ -111,6 +115,7 @@ def test_mmd_median_heuristic_separates_shifted_samples():
 
 # sliced Wasserstein ----------------------------------------------------------------------------
 
+@pytest.mark.identity
 def test_sliced_wasserstein_of_shifted_copy():
     # x and x + delta: each projection's W1 is exactly |theta . delta|. For theta uniform on S^2,
     # theta . delta / |delta| is uniform on [-1, 1] (Archimedes), so SW1 = |delta| / 2 and the
@@ -132,6 +137,7 @@ def ar1(rho, n, seed):
     return scipy.signal.lfilter([1.0], [1.0, -rho], e)
 
 
+@pytest.mark.identity
 def test_effective_sample_size_of_iid_and_ar1():
     # AR(1): rho_t = rho^t, tau = (1 + rho) / (1 - rho), ESS = n (1 - rho) / (1 + rho); iid:
     # ESS = n. For a window estimator summing W lags, sd(tau_hat) / tau ~ sqrt(2 (2W + 1) / n)
