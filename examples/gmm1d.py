@@ -178,7 +178,8 @@ def main(argv=None):
                            f"true mode weights {WEIGHTS[0]} / {WEIGHTS[1]}"))
     print_table("Samples (true mode weights 0.3 / 0.7): ULA with the σ = 0.1 score, annealed "
                 "Langevin with the multi-scale score",
-                {k: {"left mode": v["mode_weights"][0], "right mode": v["mode_weights"][1], "W1": v["w1"]}
+                {{"ula": "ULA", "annealed": "annealed Langevin"}[k]:
+                 {"left mode": v["mode_weights"][0], "right mode": v["mode_weights"][1], "W1": v["w1"]}
                  for k, v in quality.items()}, ["left mode", "right mode", "W1"])
 
     return save_metrics(args, {

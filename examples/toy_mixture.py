@@ -64,7 +64,8 @@ def main(argv=None):
     plot.samples_over_density(EXTENT, density, {
         f"start: U[-8, 8]² (weight {weights['initial']:.2f})": samples["initial"],
         f"ULA with ∇log p (weight {weights['ula']:.2f})": samples["ula"],
-        f"annealed Langevin (weight {weights['annealed']:.2f})": samples["annealed"]},
+        f"annealed Langevin, σ 20 → 1: ends blurred by σ = 1 (weight {weights['annealed']:.2f})":
+            samples["annealed"]},
         f"{args.out}/mode_weights.png", title=titled(args, "Weight of the (-5,-5) mode: true 0.2"))
     return save_metrics(args, {"mode_weights": {"ula": weights["ula"], "annealed": weights["annealed"]},
                                "initial_weight": weights["initial"], "standard_error": se, "n": n})

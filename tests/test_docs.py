@@ -101,20 +101,21 @@ def test_the_docs_exist():
 def test_every_cited_name_resolves(doc):
     text = (ROOT / doc).read_text(encoding="utf-8")
     assert NAME.search(text) or doc == "README.md", f"{doc} cites no minimalscore name at all"
-    assert dangling_names(text) == [], f"{doc} cites names that do not exist"
+    missing = dangling_names(text)
+    assert not missing, f"{doc} cites names that do not exist: {missing}"
 
 
 @pytest.mark.parametrize("doc", [p.relative_to(ROOT).as_posix() for p in DOCS])
 def test_every_cited_test_exists(doc):
     missing = sorted(cited_tests((ROOT / doc).read_text(encoding="utf-8")) - set(all_tests()))
-    assert missing == [], f"{doc} cites tests that do not exist"
+    assert not missing, f"{doc} cites tests that do not exist: {missing}"
 
 
 def test_every_identity_test_is_in_the_theory():
     identity = {ref for ref, marked in all_tests().items() if marked}
     assert len(identity) >= 40, "the identity marker is missing from the test files"
     missing = sorted(identity - cited_tests(THEORY.read_text(encoding="utf-8")))
-    assert missing == [], "identity tests without a line in docs/theory.md"
+    assert not missing, f"identity tests without a line in docs/theory.md: {missing}"
 
 
 def test_every_cited_theory_section_exists():
@@ -126,7 +127,7 @@ def test_every_cited_theory_section_exists():
         absent = cited_sections(path.read_text(encoding="utf-8")) - headings
         if absent:
             missing[path.relative_to(ROOT).as_posix()] = sorted(absent)
-    assert missing == {}, "citations of docs/theory.md sections that are not headings there"
+    assert not missing, f"citations of docs/theory.md sections that are not headings there: {missing}"
 
 
 # ------------------------------------------------------------ the checks have teeth
