@@ -1,4 +1,4 @@
-"""Workload timings for minimalscore (DESIGN.md §7, issue 7): ``python -m bench --help``.
+"""Workload timings for minimalscore: ``python -m bench --help``; bench/README.md defines W1-W6.
 
 Not part of the package and not tests: it measures. ``workloads`` holds W1-W6 written with the
 library's public functions, ``floors`` the hand-written NumPy versions of W1 and W6 they are

@@ -1,11 +1,12 @@
-"""The workloads' constants (DESIGN.md §7), their data and their initial weights.
+"""The workloads' constants (bench/README.md), their data and their initial weights.
 
-Sizes, seeds and weights are those of ``../shared/peers/common.py``, so a key here and the
-same key there time the same computation on the same numbers.
+Sizes, seeds and weights are fixed and drawn with NumPy, so that another framework's version of
+a workload, written with the same constants, times the same computation on the same numbers.
 """
 import numpy as np
 
 from minimalscore import backend
+from minimalscore.data import swiss_roll
 
 SIGMAS = np.geomspace(1.0, 0.01, 10).astype(np.float32)  # W1 / W6 noise levels, largest first
 HIDDEN = 128
@@ -27,7 +28,7 @@ def sizes(d_in, d_out):
 
 def init_mlp(layer_sizes, seed=0):
     """``models.mlp`` parameters with PyTorch's nn.Linear default U(±1/sqrt(fan_in)), drawn
-    exactly as the peers draw them (NumPy, W then b per layer), on the active backend."""
+    drawn with NumPy, W then b per layer, on the active backend."""
     rng = np.random.default_rng(seed)
     layers = []
     for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
@@ -38,24 +39,17 @@ def init_mlp(layer_sizes, seed=0):
     return {"layers": layers}
 
 
-def swiss_roll(n, seed=0):
-    """sklearn's swiss roll, columns 0 and 2, divided by 5 (DESIGN.md §7, W1)."""
-    from sklearn.datasets import make_swiss_roll
-    x, _ = make_swiss_roll(n, random_state=seed)
-    return (x[:, [0, 2]] / 5).astype(np.float32)
-
-
 def data_batches(dim, batch, n=N_BATCHES, seed=0, data="gauss"):
     """``n`` distinct batches (N, dim) on the active backend: the swiss roll or N(0, I)."""
     if data == "swiss":
-        x = swiss_roll(batch * n, seed)
+        x = backend.asnumpy(swiss_roll(batch * n, seed))
     else:
         x = np.random.default_rng(seed).standard_normal((batch * n, dim), np.float32)
     return [backend.asarray(np.ascontiguousarray(x[i * batch:(i + 1) * batch])) for i in range(n)]
 
 
 def conv_inputs(seed=0, x_shape=CONV_X, w_shape=CONV_W):
-    """x, w (scaled by 1/sqrt(fan_in)) and an output cotangent g, as the peers draw them."""
+    """x, w (scaled by 1/sqrt(fan_in)) and an output cotangent g, drawn with NumPy."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(x_shape, np.float32)
     w = (rng.standard_normal(w_shape, np.float32) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)
@@ -64,5 +58,5 @@ def conv_inputs(seed=0, x_shape=CONV_X, w_shape=CONV_W):
 
 
 def langevin_start(n, seed=0):
-    """W6's initial particles, uniform on [-3, 3]^2 (the peers' x0)."""
+    """W6's initial particles, uniform on [-3, 3]^2."""
     return backend.asarray(np.random.default_rng(seed).uniform(-3, 3, (n, 2)).astype(np.float32))

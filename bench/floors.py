@@ -1,4 +1,4 @@
-"""The NumPy floors (issue 7): W1 and W6 written by hand in plain array code, no autograd.
+"""The NumPy floors: W1 and W6 written by hand in plain array code, no autograd.
 
 They bound what the library's abstractions (autograd's tape, parameter trees, the generic
 objectives) may cost: the library's W1 step and W6 run should take at most 1.3x these. They
@@ -23,7 +23,7 @@ softplus, sigmoid_from_softplus = nn.softplus, nn.sigmoid_from_softplus
 
 
 def dsm_ncsn_loss_and_grads(params, x, rng):
-    """W1's multi-scale DSM loss (004 §5.1, lambda = sigma^2) and its gradient, derived by hand.
+    """W1's multi-scale DSM loss (Song & Ermon 2019 eq. 6, lambda = sigma^2) and its gradient, derived by hand.
 
     Forward: u = concat(x + sigma z, log sigma), h1 = sp(u W1 + b1), h2 = sp(h1 W2 + b2),
     s = (h2 W3 + b3) / sigma; the residual sigma s + z = h2 W3 + b3 + z (sigma cancels) and

@@ -3,8 +3,7 @@
 Written from the formulas, not from the library: plain float64 NumPy arrays, HIPS autograd for
 the derivatives, softplus as logaddexp(0, u), the trace as D backward passes. Each takes the
 random draws the library made (recorded by ``RecordingRNG``), so both compute the same
-number. The maths is that of ``../shared/peers/common.py``'s ``reference``; nothing here
-is imported from there.
+number.
 """
 import autograd.numpy as anp
 import numpy as np
@@ -50,7 +49,7 @@ def _loss(kind, layers, x, draws):
         z = draws["normal"][0].astype(np.float64)
         s = _mlp(layers, anp.concatenate([x + sigma * z, anp.log(sigma)], 1)) / sigma
         return anp.mean(0.5 * sigma[:, 0] ** 2 * anp.sum((s + z / sigma) ** 2, 1))
-    if kind == "dsm":  # DESIGN.md §3: unweighted (the peers weight it by sigma^2, the same work)
+    if kind == "dsm":  # unweighted, as objectives.dsm (docs/conventions.md)
         z, sigma = draws["normal"][0].astype(np.float64), config.SCALING_SIGMA
         s = _mlp(layers, x + sigma * z)
         return anp.mean(0.5 * anp.sum((s + z / sigma) ** 2, 1))

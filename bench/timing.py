@@ -1,9 +1,9 @@
 """Timing and reporting: median / min / max milliseconds per call, the table, the JSON file.
 
 The machine this runs on is shared and its speed drifts, so a result is only meaningful next
-to another measured in the same run (DESIGN.md §7): the table therefore ends with the ratios
-the targets are stated in (library / NumPy floor, conv2d / GEMM, ...), and ``--compare``
-puts a peer's results (``../shared/peers``) beside ours.
+to another measured in the same run: the table therefore ends with the ratios the targets are
+stated in (library / NumPy floor, conv2d / GEMM, ...), each with a pass/fail mark, and
+``--compare`` puts another framework's results (same JSON layout) beside ours.
 """
 import json
 import statistics
@@ -21,8 +21,7 @@ def synchronize():
 
 def measure(fns, quick=False, warmup=5, reps=20, min_time_s=2.0, max_reps=2000):
     """Time each callable of ``fns`` ({key: fn}): ``warmup`` calls, then at least ``reps`` timed
-    calls (more, up to ``max_reps``, while under ``min_time_s``) - the protocol of
-    ``../shared/peers/common.py``. Several callables are timed in turn, call by call, so a slow
+    calls (more, up to ``max_reps``, while under ``min_time_s``). Several callables are timed in turn, call by call, so a slow
     spell of the shared machine hits all of them alike and their ratio stays meaningful.
     Returns {key: {median_ms, min_ms, max_ms, reps}}."""
     if quick:
@@ -49,7 +48,7 @@ def with_gflops(result, flops):
 
 
 def best_of(passes):
-    """Per key, the pass with the lowest median (peers' rule: a slow spell of the shared machine
+    """Per key, the pass with the lowest median (a slow spell of the shared machine
     spoils one pass, not the result); ``pass_medians_ms`` keeps every pass's median."""
     best = {}
     for results in passes:
@@ -86,8 +85,18 @@ def ratio(results, a, b):
     return None
 
 
+def meets(value, target):
+    """True when ``value`` satisfies ``target``, a string such as "<= 1.3" or ">= 0.40"."""
+    op, bound = target.split()
+    bound = float(bound)
+    return {"<=": value <= bound, "<": value < bound, ">=": value >= bound, ">": value > bound}[op]
+
+
 def print_targets(results, peers=None):
-    """The ratios issue 7's targets are stated in, each computed within this run."""
+    """The speed targets, each a ratio computed within this run, with a plain pass/fail mark:
+    the library within 1.3x of its NumPy floor (W1, W6), sliced SM within 2x of a DSM step,
+    conv2d at 40% (forward) and 30% (forward + backward) of the backend's GEMM throughput, and,
+    with ``--compare``, exact SM against the other framework as D grows ("-": shown, no target)."""
     lines = [("W1 library / NumPy floor", ratio(results, "dsm_ncsn_mlp", "floor_dsm_ncsn_mlp"), "<= 1.3"),
              ("W6 library / NumPy floor",
               ratio(results, "annealed_langevin", "floor_annealed_langevin"), "<= 1.3"),
@@ -104,16 +113,18 @@ def print_targets(results, peers=None):
     print("\ntargets (ratios within this run)")
     for name, value, target in lines:
         if value is not None:
-            print(f"  {name:42s} {value:6.2f}   target {target}")
+            mark = "" if target == "-" else ("pass" if meets(value, target) else "fail")
+            print(f"  {mark:4s}  {name:42s} {value:6.2f}   target {target}")
 
 
 def write_json(path, results):
-    """{key: {median_ms, min_ms, max_ms, reps[, gflops]}}, keyed like ../shared/peers."""
+    """{key: {median_ms, min_ms, max_ms, reps[, gflops]}}."""
     with open(path, "w") as f:
         json.dump(results, f, indent=1)
 
 
 def read_peer(path, framework="torch"):
-    """A peer's results ({framework: {key: stats}}, as ../shared/peers writes them)."""
+    """Another framework's results, {framework: {key: {median_ms, ...}}}, the layout write_json
+    writes under a framework's name."""
     with open(path) as f:
         return json.load(f)[framework]

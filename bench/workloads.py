@@ -1,8 +1,8 @@
-"""The workloads W1-W6 of DESIGN.md §7, written with the library's public functions.
+"""The workloads W1-W6 (bench/README.md), written with the library's public functions.
 
 Each workload is a function ``quick -> {key: timing}``. Training workloads time one whole step
 (loss, parameter gradient by autograd, ``optim.adam_update``) the way a user writes it; unlike
-the peers, which draw the noise beforehand, the step draws its own noise through ``rng``
+a benchmark that draws the noise beforehand, the step draws its own noise through ``rng``
 inside the objective, as the library's objectives do (a few microseconds). Before timing, each
 checks its loss and gradient against the float64 ``reference`` on a small batch, and W1 / W6
 check the NumPy ``floors`` against the library.
@@ -67,7 +67,7 @@ def assert_float32(name, tree):
 
 def check(name, loss, d_in, d_out):
     """The library's float32 loss and gradient on a small batch against the float64 reference
-    (weights seed 1, data seed 123: the peers' check batch)."""
+    (weights seed 1, data seed 123: a fixed check batch)."""
     params = config.init_mlp(config.sizes(d_in, d_out), seed=1)
     x = config.data_batches(d_out, config.CHECK_BATCH, n=1, seed=123)[0]
     rng = reference.RecordingRNG(seed=7)

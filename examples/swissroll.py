@@ -1,11 +1,12 @@
-"""Four ways to learn the score of the 2-D swiss roll, and what each one samples (seeds 002-004).
+"""Four ways to learn the score of the 2-D swiss roll, and what each one samples.
 
 The same MLP (2 -> 128 -> 128 -> 2, softplus) is trained with exact (implicit) score matching,
 sliced score matching, DSM at one σ, and multi-scale DSM with a noise-conditional net (NCSN).
 Figures show each learned score field and its samples; the table gives time per step and
-sample quality against held-out data (MMD², sliced W1). Seed 003's two failure modes show up:
-single-scale scores are wrong away from the data (the arrows in the empty corners), and ULA
-with them mixes slowly along the roll, while annealed Langevin does not need to.
+sample quality against held-out data (MMD², sliced W1). The two failure modes of a single
+noise level (Song & Ermon 2019 §3) show up: single-scale scores are wrong away from the data
+(the arrows in the empty corners), and ULA with them mixes slowly along the roll, while
+annealed Langevin does not need to.
 
     python -m examples.swissroll [--quick] [--seed S] [--out DIR] [--backend numpy|cupy]
 """
@@ -14,16 +15,20 @@ import time
 import minimalscore as ms
 from minimalscore import models, objectives, plot, samplers, train
 
-from .common import parse_args, print_table, save_metrics
+from .common import parse_args, print_table, save_metrics, titled
 
 EXTENT = (-3.0, 3.0)
 SIGMA_DSM = 0.1
-SIGMAS = (1.0, 0.01, 10)  # DESIGN.md §7 W1: geometric, largest first
+SIGMAS = (1.0, 0.01, 10)  # geometric, largest first (the benchmark's W1)
 # make_swiss_roll's noise, before the /5 scaling: 0.1 in the plane. On the noise-free roll the
 # data lies on a curve, its score is undefined, and implicit SM diverges (its loss runs to
-# -inf: the manifold hypothesis of 004 §5); a little noise gives p a density.
+# -inf: the manifold hypothesis, Song & Ermon 2019 §3.1); a little noise gives p a density.
 NOISE = 0.5
-ANNEAL_EPS = 2e-5  # DESIGN.md §7 W6: α_i = ε σ_i²/σ_L² runs from 0.2 at σ = 1 to 2e-5 at σ = 0.01
+# α_i = ε σ_i²/σ_L² runs from 0.2 at σ = 1 to 2e-5 at σ = 0.01, in the step x + (α/2)s + √α z
+# (docs/conventions.md): NCSN's code would call this step a = ε/2 = 1e-5.
+ANNEAL_EPS = 2e-5
+LABELS = {"exact_sm": "exact SM", "sliced_sm": "sliced SM", "dsm": f"DSM, σ = {SIGMA_DSM:g}",
+          "multiscale_dsm": f"multi-scale DSM (NCSN), σ {SIGMAS[0]:g} → {SIGMAS[1]:g}"}
 
 
 def objectives_to_compare(sigmas):
@@ -54,8 +59,8 @@ def train_all(data, sigmas, n_steps, rng):
 
 
 def sample_all(trained, sigmas, n, n_steps, rng):
-    """ULA (004 §4) for single-scale scores, annealed Langevin (004 §5.1) for the NCSN; all from
-    U[-3, 3]², the recipe of seed 003."""
+    """ULA (docs/theory.md §7) for single-scale scores, annealed Langevin (§11) for the NCSN; all
+    from a uniform start on U[-3, 3]², as in Tomczak's "Score-based generative models"."""
     x0 = rng.uniform(*EXTENT, (n, 2))
     out = {}
     for name, (score, _) in trained.items():
@@ -68,7 +73,7 @@ def sample_all(trained, sigmas, n, n_steps, rng):
 
 
 def main(argv=None):
-    args = parse_args("swissroll", __doc__.splitlines()[0], argv)
+    args = parse_args("swissroll", __doc__, argv)
     rng = ms.backend.default_rng(args.seed)
     xp = ms.backend.xp
     n_steps, n_samples, n_langevin = (300, 1000, 300) if args.quick else (2000, 3000, 1000)
@@ -86,21 +91,26 @@ def main(argv=None):
     table["held_out"] = {"ms_per_step": 0.0, "mmd": ms.metrics.mmd(real, held_out),
                          "sliced_w1": ms.metrics.sliced_wasserstein(real, held_out, rng)}
     print_table("Swiss roll: time per training step and sample quality vs held-out data "
-                "(held_out row: a second real sample, the floor)", table, ["ms_per_step", "mmd", "sliced_w1"])
+                "(last row: a second real sample, the floor)",
+                {LABELS.get(name, "real data (floor)"): row for name, row in table.items()},
+                ["ms_per_step", "mmd", "sliced_w1"])
 
     axis = xp.linspace(*EXTENT, 20, dtype=data.dtype)
     gx, gy = xp.meshgrid(axis, axis)
     points = xp.stack([gx.ravel(), gy.ravel()], axis=1)
     small = xp.full((points.shape[0],), float(sigmas[-1]), dtype=data.dtype)
     large = xp.full((points.shape[0],), float(sigmas[0]), dtype=data.dtype)
-    fields = {name: score(points) for name, (score, _) in trained.items() if name != "multiscale_dsm"}
-    fields["NCSN at σ_L = 0.01"] = trained["multiscale_dsm"][0](points, small)
-    fields["NCSN at σ_1 = 1"] = trained["multiscale_dsm"][0](points, large)
+    fields = {LABELS[name]: score(points) for name, (score, _) in trained.items() if name != "multiscale_dsm"}
+    fields[f"NCSN at σ_L = {SIGMAS[1]:g}"] = trained["multiscale_dsm"][0](points, small)
+    fields[f"NCSN at σ_1 = {SIGMAS[0]:g}"] = trained["multiscale_dsm"][0](points, large)
     plot.score_fields(points, fields, data[:2000], f"{args.out}/score_fields.png", extent=EXTENT,
-                      title="Learned score fields (direction; colour ~ magnitude) over the data")
+                      title=titled(args, "Learned score fields over the data: arrows show the "
+                                         "direction, colour the magnitude"))
     plot.samples_over_density(EXTENT, _histogram(held_out), {
-        f"{name} (MMD² {table[name]['mmd']:.3f})": x for name, x in samples.items()},
-        f"{args.out}/samples.png", title="Samples (ULA; annealed Langevin for the NCSN) over held-out data")
+        f"{LABELS[name]}\n(MMD² {table[name]['mmd']:.3f})": x for name, x in samples.items()},
+        f"{args.out}/samples.png",
+        title=titled(args, "Samples over held-out data (contours): ULA with the single-scale "
+                           "scores, annealed Langevin with the NCSN"))
     return save_metrics(args, {"mmd": {k: v["mmd"] for k, v in table.items()},
                                "sliced_w1": {k: v["sliced_w1"] for k, v in table.items()},
                                "ms_per_step": {k: v["ms_per_step"] for k, v in table.items()}})

@@ -1,5 +1,5 @@
-"""Why one noise level is not enough: mode weights under ULA vs annealed Langevin (Song & Ermon
-2019 §3.2; seed 003 "pitfalls"; 004 §5).
+"""Why one noise level is not enough: mode weights under ULA vs annealed Langevin, the
+experiment of Song & Ermon 2019 §3.2 (docs/theory.md §11).
 
 Data 0.8·N((5,5), I) + 0.2·N((-5,-5), I), sampled with its exact (analytic) scores, particles
 started uniformly on [-8, 8]². Langevin dynamics with the score of p cannot cross the empty
@@ -12,7 +12,7 @@ with the score of p blurred by a large σ (one broad mode), recovers 0.2.
 import minimalscore as ms
 from minimalscore import plot, samplers
 
-from .common import parse_args, print_table, save_metrics
+from .common import parse_args, print_table, save_metrics, titled
 
 WEIGHTS = (0.8, 0.2)
 MEANS = ((5.0, 5.0), (-5.0, -5.0))
@@ -26,8 +26,8 @@ def target():
 
 
 def run_samplers(p, n, n_steps, n_levels, rng):
-    """ULA with ∇log p (004 §4) and annealed Langevin with ∇log p_σi, σ from 20 down to 1
-    (004 §5.1, Song & Ermon's toy setting), from the same uniform start, the same total number
+    """ULA with ∇log p (docs/theory.md §7) and annealed Langevin with ∇log p_σi, σ from 20 down
+    to 1 (§11, Song & Ermon's toy setting), from the same uniform start, the same total number
     of steps. ε = 0.3 with 20 levels of 100 steps leaves annealing's own bias (the minority
     mode's weight freezes where the blurred modes separate) at ~0.005; ε = 0.1 with 10 levels
     measured ~0.018."""
@@ -45,7 +45,7 @@ def run_samplers(p, n, n_steps, n_levels, rng):
 
 
 def main(argv=None):
-    args = parse_args("toy_mixture", __doc__.splitlines()[0], argv)
+    args = parse_args("toy_mixture", __doc__, argv)
     rng = ms.backend.default_rng(args.seed)
     p = target()
     n, n_steps = (2000, 2000) if args.quick else (10000, 2000)
@@ -64,8 +64,9 @@ def main(argv=None):
     plot.samples_over_density(EXTENT, density, {
         f"start: U[-8, 8]² (weight {weights['initial']:.2f})": samples["initial"],
         f"ULA with ∇log p (weight {weights['ula']:.2f})": samples["ula"],
-        f"annealed Langevin (weight {weights['annealed']:.2f})": samples["annealed"]},
-        f"{args.out}/mode_weights.png", title="Weight of the (-5,-5) mode: true 0.2")
+        f"annealed Langevin, σ 20 → 1: ends blurred by σ = 1 (weight {weights['annealed']:.2f})":
+            samples["annealed"]},
+        f"{args.out}/mode_weights.png", title=titled(args, "Weight of the (-5,-5) mode: true 0.2"))
     return save_metrics(args, {"mode_weights": {"ula": weights["ula"], "annealed": weights["annealed"]},
                                "initial_weight": weights["initial"], "standard_error": se, "n": n})
 

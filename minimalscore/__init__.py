@@ -3,7 +3,7 @@
     import minimalscore as ms
     ms.backend.use("numpy")   # or "cupy"
 
-Modules (DESIGN.md §2), in the order data flows through them:
+Modules, in the order data flows through them (docs/conventions.md has the public API):
 backend, conv, nn, models, ncsn, optim, distributions, data, objectives, schedule, train, samplers, sde,
 metrics, plot.
 """

@@ -1,4 +1,4 @@
-"""Teach autograd 1.9 CuPy arrays (issue 9; DESIGN.md §5). Loaded by ``backend.use("cupy")``.
+"""Teach autograd 1.9 CuPy arrays. Loaded by ``backend.use("cupy")``.
 
 autograd's wrapped functions call the underlying NumPy function, and CuPy arrays implement
 ``__array_function__`` / ``__array_ufunc__``, so most forward computations dispatch to CuPy by

@@ -1,4 +1,4 @@
-"""The array backend: NumPy by default, CuPy on request (DESIGN.md §5).
+"""The array backend: NumPy by default, CuPy on request (docs/conventions.md, "The GPU backend").
 
 This is the only module of the package that imports numpy or cupy by name. Everything else
 computes with ``backend.xp`` (the active array namespace) or ``autograd.numpy`` and makes

@@ -6,6 +6,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from . import backend  # noqa: E402
 
@@ -25,7 +27,7 @@ def _save(fig, path):
 
 def density_and_score(grid, density, score, path, title="A 1-D Gaussian mixture and its score"):
     """Density p(x) above its score d/dx log p(x), with arrows showing that the score points
-    towards higher density (seed 000, fig. 1)."""
+    towards higher density (as in Johannes Fischer's "Denoising Score Matching")."""
     grid, density, score = _host(grid, density, score)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
     top.plot(grid, density, color="k")
@@ -47,8 +49,8 @@ def density_and_score(grid, density, score, path, title="A 1-D Gaussian mixture 
 
 
 def denoising_targets(x_tilde, targets, grid, curves, path, title, binned=None):
-    """DSM targets (x - x~)/sigma^2 scattered at x~ beside score curves {label: values on grid}
-    (seed 000, fig. 3): the targets scatter around the perturbed score, matching it on average;
+    """DSM targets (x - x~)/sigma^2 scattered at x~ beside score curves {label: values on grid}:
+    the targets scatter around the perturbed score, matching it on average;
     ``binned`` = (bin centres, mean target per bin) shows that average."""
     x_tilde, targets, grid = _host(x_tilde, targets, grid)
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -88,7 +90,8 @@ def score_curves(grid, true_score, learned, path, density=None, title="Learned v
 
 
 def sample_histograms(grid, density, samples, path, title="Samples vs the true density"):
-    """One panel per sampler {label: 1-D samples}: a histogram over the true density."""
+    """One panel per sampler {label: 1-D samples}: a histogram (as a density) over the true
+    density."""
     grid, density = _host(grid, density)
     fig, axes = plt.subplots(1, len(samples), figsize=(5 * len(samples), 3.8), sharey=True)
     for ax, (label, x), color in zip(list(getattr(axes, "flat", [axes])), samples.items(), COLORS):
@@ -98,6 +101,7 @@ def sample_histograms(grid, density, samples, path, title="Samples vs the true d
         ax.set_title(label)
         ax.set_xlabel("x")
         ax.legend(fontsize=8)
+    list(getattr(axes, "flat", [axes]))[0].set_ylabel("density")
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -134,18 +138,26 @@ def samples_over_density(extent, density, samples, path, title, max_points=3000)
 
 def score_fields(points, fields, data, path, title, extent):
     """One panel per model {label: (M, 2) score at ``points`` (M, 2)}: arrows of the learned
-    score (normalised length, colour = log magnitude) over the training data."""
+    score's direction (unit length) over the training data, coloured by its magnitude on a log
+    scale, with each panel's colour bar (magnitudes differ by orders of magnitude between
+    models)."""
     points, data = _host(points, data)
-    fig, axes = plt.subplots(1, len(fields), figsize=(4.4 * len(fields), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(fields), figsize=(4.6 * len(fields), 4.6), squeeze=False)
     for ax, (label, field) in zip(axes[0], fields.items()):
         field = backend.asnumpy(field)
-        norm = (field ** 2).sum(1) ** 0.5 + 1e-12
+        magnitude = (field ** 2).sum(1) ** 0.5 + 1e-12
         ax.scatter(data[:, 0], data[:, 1], s=1, alpha=0.3, color="gray")
-        ax.quiver(points[:, 0], points[:, 1], field[:, 0] / norm, field[:, 1] / norm,
-                  (norm + 1e-12) ** 0.5, cmap="viridis", scale=30, width=0.004)
+        arrows = ax.quiver(points[:, 0], points[:, 1], field[:, 0] / magnitude, field[:, 1] / magnitude,
+                           magnitude, cmap="viridis", norm=LogNorm(), scale=30, width=0.004)
+        fig.colorbar(arrows, ax=ax, orientation="horizontal", fraction=0.05, pad=0.15,
+                     label="|score| (log scale)")
         ax.set_xlim(*extent)
         ax.set_ylim(*extent)
         ax.set_aspect("equal")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.yaxis.set_major_locator(MaxNLocator(5))
+        ax.set_xlabel("x₁")
+        ax.set_ylabel("x₂")
         ax.set_title(label, fontsize=10)
     fig.suptitle(title)
     return _save(fig, path)

@@ -1,4 +1,4 @@
-"""A strict stand-in for the module ``cupy``: proves the CuPy backend device-pure on a CPU (issue 9).
+"""A strict stand-in for the module ``cupy``: proves the CuPy backend device-pure on a CPU.
 
 The device-purity tests put it in ``sys.modules["cupy"]``, so ``backend.use("cupy")`` runs the very
 code path it runs on a GPU. Its ``ndarray`` computes with NumPy inside, but behaves like a CuPy

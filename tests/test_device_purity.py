@@ -1,4 +1,4 @@
-"""The CuPy backend stays on the device (issue 9; DESIGN.md §5), proven without a GPU.
+"""The CuPy backend stays on the device, proven without a GPU.
 
 ``tests/fake_cupy.py`` stands in for ``cupy`` in ``sys.modules``: its arrays compute with NumPy
 but refuse every implicit trip to the host and every host-array operand, at least as strictly
@@ -353,7 +353,7 @@ def test_conv2d_first_and_second_order_on_device(on_device):
 
 
 def test_conv2d_passes_check_grads_on_device(on_device):
-    """DESIGN.md §5: every hand-written primitive passes check_grads(order=2), here on the device."""
+    """Every hand-written primitive passes check_grads(order=2), here on the device."""
     rng = ms.backend.default_rng(2)
     x, w = rng.normal((1, 2, 5, 5), dtype=np.float64), rng.normal((3, 2, 3, 3), dtype=np.float64)
     check_grads(lambda x, w: conv.conv2d(x, w, padding=1), modes=["rev"], order=2)(x, w)

@@ -47,6 +47,7 @@ def points(mixture, n=16, scale=3.0, seed=0):
 
 # (a) identity 1: the closed-form score is the gradient of log_prob ---------------------------
 
+@pytest.mark.identity
 @SETTINGS
 @given(mixtures)
 def test_score_is_autograd_gradient_of_log_prob(mixture):
@@ -57,6 +58,7 @@ def test_score_is_autograd_gradient_of_log_prob(mixture):
     np.testing.assert_allclose(score, grad, rtol=1e-10, atol=1e-10 * np.abs(grad).max())
 
 
+@pytest.mark.identity
 @SETTINGS
 @given(mixtures)
 def test_log_prob_matches_scipy(mixture):
@@ -71,6 +73,7 @@ def test_log_prob_matches_scipy(mixture):
 
 # (b) the sign test ----------------------------------------------------------------------------
 
+@pytest.mark.identity
 def test_gaussian_score_is_minus_precision_times_residual():
     mean = np.array([1.0, -2.0, 0.5])
     cov = np.array([[2.0, 0.3, 0.0], [0.3, 1.0, -0.2], [0.0, -0.2, 0.5]])
@@ -104,6 +107,7 @@ def _convolution_quadrature(mixture, sigma, y):
     return density, np.trapezoid(x * p * kernel, x, axis=1) / density
 
 
+@pytest.mark.identity
 @SETTINGS
 @given(st.integers(0, 2**32 - 1), st.integers(1, 4), st.floats(0.05, 3.0))
 def test_perturbed_is_convolution_with_gaussian(seed, n_components, sigma):
@@ -119,6 +123,7 @@ def test_perturbed_is_convolution_with_gaussian(seed, n_components, sigma):
 
 # (d) Tweedie's formula (Efron 2011) ----------------------------------------------------------
 
+@pytest.mark.identity
 @SETTINGS
 @given(mixtures, st.floats(0.05, 3.0))
 def test_tweedie_posterior_mean_is_denoised_by_perturbed_score(mixture, sigma):
@@ -131,6 +136,7 @@ def test_tweedie_posterior_mean_is_denoised_by_perturbed_score(mixture, sigma):
 
 # (e) sampling: moments within standard errors --------------------------------------------------
 
+@pytest.mark.identity
 def test_sample_moments_match_mixture_moments():
     mixture = random_mixture(7, 3, 3, "full")
     n = 200_000
@@ -160,6 +166,7 @@ def test_sample_is_reproducible_and_keeps_dtype():
 
 # (f) far-out points give finite scores ---------------------------------------------------------
 
+@pytest.mark.identity
 @SETTINGS
 @given(mixtures, st.integers(0, 2**32 - 1))
 def test_far_out_points_give_finite_scores(mixture, seed):

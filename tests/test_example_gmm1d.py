@@ -1,4 +1,4 @@
-"""`python -m examples.gmm1d --quick` runs and its numbers say what seed 000 says."""
+"""`python -m examples.gmm1d --quick` runs and its numbers say what the theory says (docs/theory.md §6)."""
 import json
 import os
 
@@ -27,7 +27,7 @@ def test_metrics_have_the_documented_keys(metrics):
 
 def test_small_sigma_beats_large_sigma_where_the_data_is(metrics):
     # DSM at σ = 1 learns the score of p_σ, whose Fisher divergence to p's score under p is, in
-    # closed form, of order 1 here; σ = 0.1 is an order of magnitude closer (seed 000).
+    # closed form, of order 1 here; σ = 0.1 is an order of magnitude closer (docs/theory.md §6).
     f = metrics["fisher_p"]
     assert f["dsm_small"] < f["dsm_large"] / 3
     assert f["exact"] < f["dsm_large"] / 3  # exact SM behaves like small σ

@@ -1,4 +1,4 @@
-"""The 2-D studies of issue 5 in --quick mode: their tables say what the seeds say."""
+"""The 2-D studies in --quick mode: their tables say what the theory says (docs/theory.md)."""
 import math
 
 from examples import samplers as samplers_study
@@ -22,7 +22,7 @@ def test_swissroll_study_multiscale_samples_best(tmp_path):
     m = swissroll.main(["--quick", "--out", str(tmp_path)])
     methods = {"exact_sm", "sliced_sm", "dsm", "multiscale_dsm"}
     assert methods < set(m["mmd"]) and methods < set(m["ms_per_step"])
-    # annealed Langevin with the NCSN beats ULA with any single-scale score (seed 003)
+    # annealed Langevin with the NCSN beats ULA with any single-scale score (Song & Ermon 2019 §3)
     assert all(m["mmd"]["multiscale_dsm"] < m["mmd"][k] for k in methods - {"multiscale_dsm"})
     for name in ("score_fields.png", "samples.png"):
         assert (tmp_path / name).stat().st_size > 10_000

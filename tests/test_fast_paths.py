@@ -1,4 +1,4 @@
-"""Every fast path against the plain version beside it (issue 7), every new primitive through
+"""Every fast path against the plain version beside it, every new primitive through
 check_grads to second order, and float32 kept float32 through whole training steps."""
 import autograd.core
 import autograd.numpy as anp

@@ -21,6 +21,7 @@ def normal(seed, size):
 
 # Fisher divergence -----------------------------------------------------------------------------
 
+@pytest.mark.identity
 def test_fisher_divergence_of_shifted_gaussians_is_squared_shift():
     # N(mu_a, I) and N(mu_b, I): s_a - s_b = mu_a - mu_b at every x, so F = |mu_a - mu_b|^2 exactly
     x = normal(0, (100, 3))
@@ -30,6 +31,7 @@ def test_fisher_divergence_of_shifted_gaussians_is_squared_shift():
     assert metrics.fisher_divergence(mu_a - x, mu_b - x, x) == value     # arrays or callables
 
 
+@pytest.mark.identity
 def test_fisher_divergence_weighted_by_density_is_quadrature():
     # F(N(0,1) || N(0,2)) = E[(-x + x/2)^2] = E[x^2] / 4 = 1/4. Weights p(x_i) on a uniform grid
     # make it the trapezoid rule (the integrand vanishes at the ends), whose error for a Gaussian
@@ -57,6 +59,7 @@ def test_mode_weights_of_constructed_points():
 
 # W1 and KS in 1-D ------------------------------------------------------------------------------
 
+@pytest.mark.identity
 def test_wasserstein1_of_shifted_copy_is_the_shift():
     # x and x + c: the sorted samples differ by c everywhere, so W1 = c up to rounding
     x = normal(2, 1000)
@@ -88,6 +91,7 @@ def _mmd_replicates(shift, n_replicates=30, n=300):
                      for r in range(n_replicates)])
 
 
+@pytest.mark.identity
 @pytest.mark.parametrize("shift", [0.0, 1.0])
 def test_mmd_is_unbiased_for_closed_form(shift):
     # P = N(0, 1), Q = N(d, 1), k(a, b) = exp(-(a - b)^2 / (2 h^2)): a Gaussian integral gives
@@ -112,6 +116,7 @@ def test_mmd_median_heuristic_separates_shifted_samples():
 
 # sliced Wasserstein ----------------------------------------------------------------------------
 
+@pytest.mark.identity
 def test_sliced_wasserstein_of_shifted_copy():
     # x and x + delta: each projection's W1 is exactly |theta . delta|. For theta uniform on S^2,
     # theta . delta / |delta| is uniform on [-1, 1] (Archimedes), so SW1 = |delta| / 2 and the

@@ -8,6 +8,7 @@ import minimalscore as ms
 from minimalscore import models, nn, optim, train
 
 
+@pytest.mark.identity
 def test_energy_model_score_is_minus_grad_energy():
     params = nn.tree_map(lambda a: a.astype(np.float64),
                          models.energy_mlp_init(ms.backend.default_rng(0), 3, hidden=(8, 8)))
@@ -20,6 +21,7 @@ def test_energy_model_score_is_minus_grad_energy():
     assert np.allclose(-elementwise_grad(lambda y: anp.sum(square(y)))(x), -x)
 
 
+@pytest.mark.identity
 def test_noise_conditional_mlp_scales_by_sigma():
     params = models.noise_conditional_mlp_init(ms.backend.default_rng(0), 2, hidden=(8,))
     x = ms.backend.default_rng(1).normal((4, 2))
@@ -30,6 +32,7 @@ def test_noise_conditional_mlp_scales_by_sigma():
     assert np.allclose(out * sigma[:, None], raw, rtol=1e-6)
 
 
+@pytest.mark.identity
 def test_adam_matches_algorithm_1():
     """Kingma & Ba Algorithm 1 written literally (bias-corrected m̂, v̂) in float64."""
     rng = np.random.default_rng(0)

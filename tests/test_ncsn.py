@@ -9,6 +9,7 @@ import minimalscore as ms
 from minimalscore import ncsn, nn, objectives
 
 
+@pytest.mark.identity
 def test_instance_norm_plus_plus_matches_its_formula():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 4, 5, 6)) * 2 + rng.standard_normal((3, 4, 1, 1))
@@ -99,12 +100,13 @@ def test_the_backward_pass_stays_float32(net, size):
 
 
 def test_parameter_budget():
-    # issue 8: at most 0.5 M parameters at the default width (NCSN's MNIST net has 7.6 M)
+    # a budget of at most 0.5 M parameters at the default width (NCSN's MNIST net has 7.6 M)
     params = ncsn.init(ms.backend.default_rng(0), 21)
     assert nn.count_params(params) <= 500_000
     assert nn.count_params(params) == 182_577  # the number in ncsn's docstring
 
 
+@pytest.mark.identity
 def test_every_level_loss_is_order_one_at_init(net):
     # ermongroup/ncsn#9: DSM targets z / sigma reach 100 at sigma = 0.01. With lambda = sigma^2
     # and s = net / sigma, level i's loss is 0.5 E||net(x~) + z||^2, the net regressing -z: about

@@ -1,4 +1,4 @@
-"""The score-matching identities (issue 4 §6) as tests against analytic answers, in float64.
+"""The score-matching identities (docs/theory.md §2-§4, §10) as tests against analytic answers, in float64.
 
 Monte Carlo tolerances: every estimate is a mean of n i.i.d. terms at a fixed seed, so it is
 compared with its target within 4 standard errors (sample std / sqrt(n)); a correct identity
@@ -37,6 +37,7 @@ def assert_zero_mean(terms, what):
 
 
 # ------------------------------------------------------------ 3. divergence = trace of Jacobian
+@pytest.mark.identity
 @settings(max_examples=15, deadline=None)
 @given(dim=st.integers(1, 6), hidden=st.integers(2, 12), depth=st.integers(1, 3), seed=st.integers(0, 99))
 def test_divergence_is_trace_of_full_jacobian(dim, hidden, depth, seed):
@@ -48,6 +49,7 @@ def test_divergence_is_trace_of_full_jacobian(dim, hidden, depth, seed):
     assert np.allclose(objectives.divergence(score, x), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.identity
 def test_divergence_on_images_and_shape_check():
     x = np.random.default_rng(0).standard_normal((3, 2, 2, 2))
     a = np.random.default_rng(1).standard_normal(8)
@@ -66,11 +68,12 @@ def test_divergence_grads_order2_through_mlp():
 
 # ------------------------------------------------------------ 4. Stein / integration by parts
 def stein_terms(params, dist, x):
-    """Per-sample s_θ(x)·∇log p(x) + tr ∇s_θ(x), whose mean is 0 under p (004 Theorem 1)."""
+    """Per-sample s_θ(x)·∇log p(x) + tr ∇s_θ(x), whose mean is 0 under p (Hyvärinen 2005 Thm 1)."""
     score = lambda y: models.mlp(params, y)
     return np.sum(score(x) * dist.score(x), axis=1) + objectives.divergence(score, x)
 
 
+@pytest.mark.identity
 def test_stein_identity_and_implicit_minus_explicit_is_constant():
     dist = mixture_2d()
     x = dist.sample(20000, ms.backend.default_rng(0))
@@ -112,12 +115,14 @@ def vincent_terms(sigma, target):
     return diff
 
 
+@pytest.mark.identity
 @pytest.mark.parametrize("sigma", [0.1, 0.5])
 def test_dsm_minus_explicit_sm_on_perturbed_is_constant(sigma):
     diff = vincent_terms(sigma, lambda dist: dist.perturbed(sigma).score)
     assert_zero_mean(diff, "DSM - explicit SM on p_σ depends on θ")
 
 
+@pytest.mark.identity
 def test_dsm_minus_explicit_sm_on_unperturbed_is_not_constant():
     """The same check against ∇log p instead of ∇log p_σ fails: the identity test has teeth."""
     diff = vincent_terms(0.5, lambda dist: dist.score)
@@ -125,6 +130,7 @@ def test_dsm_minus_explicit_sm_on_unperturbed_is_not_constant():
 
 
 # ------------------------------------------------------------ 7. linear model: implicit SM -> sample moments
+@pytest.mark.identity
 @settings(max_examples=10, deadline=None)
 @given(dim=st.integers(1, 4), seed=st.integers(0, 99))
 def test_implicit_sm_minimiser_of_linear_model_is_sample_moments(dim, seed):
@@ -146,6 +152,7 @@ def test_implicit_sm_minimiser_of_linear_model_is_sample_moments(dim, seed):
     assert np.abs(grad(loss)(shifted)["A"]).max() > 1e-3
 
 
+@pytest.mark.identity
 def test_adam_on_implicit_sm_recovers_gaussian_moments():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((500, 2)) @ np.array([[1.0, 0.0], [0.6, 0.5]]) + np.array([1.0, -2.0])
@@ -161,6 +168,7 @@ def test_adam_on_implicit_sm_recovers_gaussian_moments():
 
 
 # ------------------------------------------------------------ 8. Hutchinson: sliced SM is unbiased
+@pytest.mark.identity
 @pytest.mark.parametrize("kind", ["gaussian", "rademacher"])
 def test_sliced_sm_is_unbiased_and_vr_reduces_variance(kind):
     dist = mixture_2d()
@@ -186,6 +194,7 @@ def test_sliced_sm_is_unbiased_and_vr_reduces_variance(kind):
 
 
 # ------------------------------------------------------------ 9. DSM's minimiser is the perturbed score
+@pytest.mark.identity
 def test_dsm_minimiser_is_the_perturbed_score():
     """Train a small MLP by DSM at σ on 1-D mixture data: it learns ∇log p_σ, not ∇log p.
 
@@ -213,6 +222,7 @@ def test_dsm_minimiser_is_the_perturbed_score():
 
 
 # ------------------------------------------------------------ objectives agree with their formulas
+@pytest.mark.identity
 def test_dsm_and_multiscale_dsm_formulas():
     x = np.random.default_rng(0).standard_normal((5, 3))
     score = lambda y: -y
@@ -227,9 +237,10 @@ def test_dsm_and_multiscale_dsm_formulas():
     assert np.isclose(ms_loss, 0.09 * 0.5 * np.mean(np.sum((-(x + 0.3 * z) + z / 0.3) ** 2, 1)))
 
 
+@pytest.mark.identity
 @pytest.mark.parametrize("sigma", [10.0, 1.0, 0.01])
 def test_multiscale_dsm_level_loss_is_order_one_at_the_optimum(sigma):
-    """λ(σ) = σ² keeps every level's loss O(1), NCSN's reason for the weight (004 §5.1): for data
+    """λ(σ) = σ² keeps every level's loss O(1), NCSN's reason for the weight (Song & Ermon 2019 §4.2): for data
     N(0, I_D) the optimal score is -x~/(1+σ²), and then σ s + z = (z - σx)/(1+σ²), so the level's
     loss is 0.5 D/(1+σ²) ≤ D/2 at every σ (unweighted DSM would be 0.5 D/(σ²(1+σ²)) ~ 1/σ²)."""
     dim, n = 4, 20000
@@ -243,6 +254,7 @@ def test_multiscale_dsm_level_loss_is_order_one_at_the_optimum(sigma):
 
 
 # ------------------------------------------------------------ closed-form MLP trace = generic trace
+@pytest.mark.identity
 @settings(max_examples=15, deadline=None)
 @given(dim=st.integers(1, 8), hidden=st.integers(1, 10), depth=st.integers(1, 2), seed=st.integers(0, 99))
 def test_closed_form_mlp_trace_matches_autograd(dim, hidden, depth, seed):
@@ -255,6 +267,7 @@ def test_closed_form_mlp_trace_matches_autograd(dim, hidden, depth, seed):
     assert np.isclose(fast, objectives.implicit_sm(lambda y: models.mlp(params, y), x))
 
 
+@pytest.mark.identity
 def test_closed_form_trace_gradients_match():
     params = float64_mlp(0, [3, 8, 8, 3])
     x = np.random.default_rng(1).standard_normal((6, 3))

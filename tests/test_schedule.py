@@ -30,6 +30,7 @@ def test_max_pairwise_distance_matches_brute_force():
     assert schedule.max_pairwise_distance(x, chunk=64) == pytest.approx(brute, rel=1e-12)
 
 
+@pytest.mark.identity
 @pytest.mark.parametrize("dim,gamma", [(64, 1.361), (256, 1.153)])
 def test_gamma_rule(dim, gamma):
     g = schedule.gamma_for_dim(dim)
@@ -37,18 +38,21 @@ def test_gamma_rule(dim, gamma):
     assert schedule.shell_overlap(g, dim) == pytest.approx(0.5, abs=1e-9)
 
 
+@pytest.mark.identity
 def test_number_of_levels_for_the_digits():
     # L ~ 21 at D = 64 (sigma_1 = 4.815) and ~ 49 at D = 256 (sigma_1 = 9.630)
     assert schedule.n_levels(4.815, 0.01, schedule.gamma_for_dim(64)) == 21
     assert schedule.n_levels(9.630, 0.01, schedule.gamma_for_dim(256)) == 49
 
 
+@pytest.mark.identity
 def test_released_cifar10_config_lands_at_0566():
     # ncsnv2 configs/cifar10.yml: sigma_begin 50, sigma_end 0.01, num_classes 232, 3x32x32
     gamma = (50 / 0.01) ** (1 / 231)
     assert schedule.shell_overlap(gamma, 3 * 32 * 32) == pytest.approx(0.566, abs=1e-3)
 
 
+@pytest.mark.identity
 def test_eps_is_twice_the_released_step_lr():
     # ncsnv2 cifar10.yml: step_lr 0.0000062 with n_steps_each 5, in its x + a s + sqrt(2a) z
     # convention; ours is x + (eps/2) s + sqrt(eps) z, so eps = 2a. The config rounds to 2 digits.
@@ -57,6 +61,7 @@ def test_eps_is_twice_the_released_step_lr():
     assert eps / 2 == pytest.approx(6.2e-6, rel=0.01)
 
 
+@pytest.mark.identity
 def test_variance_ratio_closed_form_matches_the_recursion():
     # the closed form r^(2T)(gamma^2 - v*) + v* against T steps of v <- r^2 v + eps_i, exactly
     gamma, sigma_l, sigma_i, eps, steps = 1.36, 0.01, 0.37, 3e-5, 7
@@ -68,6 +73,7 @@ def test_variance_ratio_closed_form_matches_the_recursion():
     assert v / sigma_i ** 2 == pytest.approx(schedule.langevin_variance_ratio(eps, steps, gamma, sigma_l), rel=1e-12)
 
 
+@pytest.mark.identity
 def test_variance_ratio_by_simulating_langevin():
     # ULA in our convention on N(0, sigma_i^2) (the one-point data set's perturbed density),
     # started at the previous level's spread: the sample variance of n = 200,000 draws has a
@@ -83,6 +89,7 @@ def test_variance_ratio_by_simulating_langevin():
     assert x.var() / sigma_i ** 2 == pytest.approx(predicted, rel=5 * math.sqrt(2 / x.size))
 
 
+@pytest.mark.identity
 def test_eps_minimises_the_distance_to_one():
     gamma = schedule.gamma_for_dim(64)
     eps = schedule.langevin_eps(5, gamma, 0.01)
@@ -92,6 +99,7 @@ def test_eps_minimises_the_distance_to_one():
     assert 1 < best < gamma ** 2  # the ratio never reaches 1: both limits exceed it
 
 
+@pytest.mark.identity
 def test_geometric_sigmas_and_the_whole_recipe(digits_8x8):
     sigmas = ms.backend.asnumpy(schedule.geometric_sigmas(4.0, 0.01, 9)).astype(np.float64)
     assert sigmas[0] == pytest.approx(4.0) and sigmas[-1] == pytest.approx(0.01)

@@ -52,6 +52,7 @@ def gauss_log_prob(y, mean, var):
     return -0.5 * np.sum((y - mean) ** 2, axis=1) / var - math.log(2 * math.pi * var)
 
 
+@pytest.mark.identity
 def test_g_squared_is_the_derivative_of_sigma_squared():
     """g(t)² = d[σ(t)²]/dt (Song et al. 2021 eq. 30): checked with autograd at a few t."""
     d_sigma2 = grad(lambda t: sigma_at(t) ** 2)
@@ -80,6 +81,7 @@ def predicted_variance(n_steps, snr=None):
     return v
 
 
+@pytest.mark.identity
 def test_reverse_sde_matches_the_exact_recursion_and_the_data():
     n, rng = 20000, ms.backend.default_rng(4)
     x = sde.reverse_sde(perturbed_score, VE, exact_prior_draws(n, rng), 200, rng)
@@ -90,6 +92,7 @@ def test_reverse_sde_matches_the_exact_recursion_and_the_data():
     assert abs(v_pred / (S2 + SIGMA_MIN ** 2) - 1) < 0.001
 
 
+@pytest.mark.identity
 def test_predictor_corrector_matches_the_exact_recursion_and_the_data():
     n, rng = 20000, ms.backend.default_rng(5)
     x = sde.predictor_corrector(perturbed_score, VE, exact_prior_draws(n, rng), 100, rng, snr=0.16)
@@ -101,6 +104,7 @@ def test_predictor_corrector_matches_the_exact_recursion_and_the_data():
     assert abs(v_pred / (S2 + SIGMA_MIN ** 2) - (1 + 0.16 ** 2)) < 0.001
 
 
+@pytest.mark.identity
 def test_langevin_corrector_stationary_variance_is_one_plus_snr_squared():
     """At fixed t on N(0, V I) the corrector is ULA with ε = 4 r² V²/v (v the chain's variance).
     Its fixed point v = (1 - ε/(2V))² v + ε solves to v = V (1 + r²): 1.25 V at r = 0.5. Had the
@@ -117,6 +121,7 @@ def test_langevin_corrector_stationary_variance_is_one_plus_snr_squared():
 
 
 # ------------------------------------------------------------ the probability-flow ODE
+@pytest.mark.identity
 @pytest.mark.parametrize("method, order", [("rk4", 4), ("heun", 2)])
 def test_probability_flow_carries_p1_to_p0_with_the_integrators_order(method, order):
     """dx/dt = ½ g²(x - μ)/(S2 + σ²) gives |x(t) - μ| ∝ √(S2 + σ(t)²): the flow from t = 1 to 0
@@ -139,6 +144,7 @@ def test_probability_flow_carries_p1_to_p0_with_the_integrators_order(method, or
     assert np.all(np.abs(x.var(0) - v_pred) < N_SE * se_var(v_pred, n))
 
 
+@pytest.mark.identity
 def test_probability_flow_log_likelihood_is_exact_up_to_rk4_error():
     """Instantaneous change of variables with the exact p_1 = N(MU, S2 + σ_max²) returns
     log N(x; MU, S2 + σ_min²), the data blurred by σ_min; RK4's error falls ~16x per halving."""
@@ -155,6 +161,7 @@ def test_probability_flow_log_likelihood_is_exact_up_to_rk4_error():
     assert heun[0] / heun[1] > 2  # second order: ~4x per halving (measured 0.21 -> 0.055)
 
 
+@pytest.mark.identity
 def test_log_likelihood_default_prior_is_the_ve_prior():
     """With the default prior N(0, σ_max² I) the result differs from the exact-prior one by
     log N(x₁; 0, σ_max²) - log N(x₁; MU, S2 + σ_max²) at the ODE's endpoint, known in closed form
@@ -169,6 +176,7 @@ def test_log_likelihood_default_prior_is_the_ve_prior():
     np.testing.assert_allclose(with_default - with_exact, gap, atol=1e-4)
 
 
+@pytest.mark.identity
 def test_hutchinson_log_likelihood_is_unbiased():
     """vᵀ(∂f/∂x)v with E[vvᵀ] = I is unbiased for the trace; over 60 independent runs the mean
     estimate is within N_SE se (se from the runs themselves) plus RK4's error of the exact
@@ -207,6 +215,7 @@ def test_sde_samplers_keep_any_shape_and_float32(shape, seed, which):
         assert ll.shape == (shape[0],) and ll.dtype == np.float32 and np.all(np.isfinite(ll))
 
 
+@pytest.mark.identity
 def test_log_likelihood_of_any_shape_is_exact_for_gaussian_data():
     """Image-shaped x (N, 1, 2, 2) with N(0, I) data: the per-example log-likelihood is the
     4-D Gaussian log N(x; 0, (1 + σ_min²) I), so flattening is done right (float64, RK4)."""
