@@ -166,3 +166,14 @@ def like_x(name, fn):
 def per_example(name, fn):
     """:func:`returns` for a callable with one value per example (a log-density): (N,)."""
     return returns(name, fn, lambda x: (getval(x).shape[0],), "one value per example")
+
+
+def rng(name, value):
+    """A generator from ``backend.default_rng`` on the active backend; returns it."""
+    if not isinstance(value, backend.RNG):
+        raise TypeError(f"{name}: expected a generator from minimalscore.backend.default_rng, "
+                        f"got {show(value)}")
+    if value.backend != backend.name:
+        raise ValueError(f"{name}: a {value.backend} generator cannot draw for the {backend.name} "
+                         "backend; make it after backend.use(...)")
+    return value
