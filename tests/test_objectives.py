@@ -67,7 +67,7 @@ def test_divergence_grads_order2_through_mlp():
 
 # ------------------------------------------------------------ 4. Stein / integration by parts
 def stein_terms(params, dist, x):
-    """Per-sample s_θ(x)·∇log p(x) + tr ∇s_θ(x), whose mean is 0 under p (004 Theorem 1)."""
+    """Per-sample s_θ(x)·∇log p(x) + tr ∇s_θ(x), whose mean is 0 under p (Hyvärinen 2005 Thm 1)."""
     score = lambda y: models.mlp(params, y)
     return np.sum(score(x) * dist.score(x), axis=1) + objectives.divergence(score, x)
 

@@ -37,6 +37,7 @@ def moment_errors(x, mean, cov):
 
 
 # ------------------------------------------------------------ 1. ULA's stationary variance
+@pytest.mark.identity
 @pytest.mark.parametrize("eps", [0.1, 0.5, 1.0])
 def test_ula_stationary_variance_is_one_over_one_minus_eps_over_4(eps):
     """On N(0, 1), x' = (1 - ε/2) x + √ε z is AR(1): v = (1 - ε/2)² v + ε, so v = 1/(1 - ε/4). 300 steps from N(0, 1) leave a transient (1 - ε/2)^600 ≤ 1e-13."""
@@ -54,6 +55,7 @@ def primer_step(score, x, eps, rng):
     return x + eps * score(x) + math.sqrt(eps) * rng.normal(x.shape)
 
 
+@pytest.mark.identity
 @pytest.mark.parametrize("eps", [0.05, 0.2])
 def test_primer_rule_samples_p_squared(eps):
     """x' = (1 - ε) x + √ε w gives v = (1 - ε)² v + ε, v = 1/(2 - ε) -> 1/2: the variance of
@@ -85,6 +87,7 @@ def mixture_moments(dist):
     return mean, second - np.outer(mean, mean)
 
 
+@pytest.mark.identity
 @pytest.mark.parametrize("target", ["gaussian", "mixture"])
 def test_mala_and_hmc_are_unbiased_where_ula_is_not(target):
     """Chains start from exact draws of p, so exactness means stationarity: after 150
@@ -142,6 +145,7 @@ def predicted_annealed_moments(m, v, sigmas, eps, n_steps_each, alpha_rule=song_
     return MU + shrink * (m - MU), shrink ** 2 * v
 
 
+@pytest.mark.identity
 def test_annealed_langevin_matches_the_exact_recursion_and_the_data():
     n, rng = 20000, ms.backend.default_rng(3)
     sigmas = np.geomspace(5.0, 0.05, 10)
@@ -191,7 +195,7 @@ def test_denoising_is_tweedies_posterior_mean():
 
 # ------------------------------------------------------------ 5. inpainting a Gaussian
 def predicted_inpainting_moments(mean, cov, mask, x_observed, m0, c0, sigmas, eps, n_steps_each):
-    """The exact mean and covariance of the chain after 004 §5.2's algorithm on N(mean, cov).
+    """The exact mean and covariance of the chain after Song & Ermon 2019 Alg. 2 on N(mean, cov).
 
     Within level i the chain x~ and the level's noise ξ (y = x + σ_i ξ) evolve jointly and
     affinely: with P = (cov + σ_i² I)⁻¹, A = I - (α/2) P and K = I - diag(mask),
@@ -217,6 +221,7 @@ def predicted_inpainting_moments(mean, cov, mask, x_observed, m0, c0, sigmas, ep
     return m[:dim], c[:dim, :dim]
 
 
+@pytest.mark.identity
 def test_inpainting_keeps_the_observed_part_and_samples_the_conditional():
     """Observe x₁ = 1 of a 3-D Gaussian; the filled (x₂, x₃) must follow the conditional
     N(μ_u + Σ_uo Σ_oo⁻¹ (x_o - μ_o), Σ_uu - Σ_uo Σ_oo⁻¹ Σ_ou) up to the sampler's own bias."""
@@ -246,6 +251,7 @@ def test_inpainting_keeps_the_observed_part_and_samples_the_conditional():
     assert abs(float(out[:, 1].mean()) - mean[1]) > 0.3
 
 
+@pytest.mark.identity
 def test_inpainting_renoises_the_observed_part_once_per_level_or_every_step():
     """One level at σ = 1 on N(0, [[1, .9], [.9, 1]]), x₁ observed at 0. The chain conditions on
     one y = x + σ ξ held for the whole level, so across chains x₂ keeps the spread of its
@@ -308,6 +314,7 @@ def test_inpainting_renoises_the_observed_part_to_x_plus_sigma_noise(renoise):
     assert abs(np.corrcoef(xi[0][-1], xi[1][0])[0, 1]) < N_SE / math.sqrt(n)
 
 
+@pytest.mark.identity
 def test_inpainting_images_with_a_broadcast_mask():
     """(N, C, H, W) images, a (1, 1, H, W) mask keeping the upper half: kept pixels come back
     exactly, float32 stays float32, and with N(0, I) data (independent pixels) each filled pixel
@@ -339,6 +346,7 @@ def mixture_score(x, sigma):
     return -(x + 5 * anp.tanh(log_odds / 2)) / v
 
 
+@pytest.mark.identity
 def test_mixture_score_is_the_gaussian_mixture_score():
     p = ms.distributions.GaussianMixture(np.array([[5.0, 5.0], [-5.0, -5.0]]), np.ones(2),
                                          np.array([0.8, 0.2]), dtype=np.float64)
@@ -348,6 +356,7 @@ def test_mixture_score_is_the_gaussian_mixture_score():
         np.testing.assert_allclose(mixture_score(x, np.full(200, sigma)), expected, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.identity
 def test_annealing_recovers_mode_weights_that_ula_cannot():
     """Song & Ermon 2019 §3.2: exact scores of 0.8·N((5,5), I) + 0.2·N((-5,-5), I), particles
     from U[-8, 8]²; the weight of the (-5,-5) mode is the fraction with x₁ + x₂ < 0."""
