@@ -43,12 +43,7 @@ def kernels(p, rng):
     """One transition of each sampler on the state (x, log p(x), ∇log p(x)), returning the next
     state and the (N,) accepted flags; all three use the same ∇log p (autograd's)."""
     both = samplers.log_prob_and_grad(p.log_prob)
-
-    def ula(state):
-        x = samplers.langevin_step(state[2], state[0], STEP, rng)
-        return samplers.chain_state(both, x), ms.backend.xp.ones(x.shape[0], dtype=bool)
-
-    return both, {"ula": ula,
+    return both, {"ula": lambda state: samplers.ula_step(state, both, STEP, rng),
                   "mala": lambda state: samplers.mala_step(state, both, STEP, rng),
                   "hmc": lambda state: samplers.hmc_step(state, both, STEP ** 0.5, LEAPFROG, rng)}
 

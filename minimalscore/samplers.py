@@ -1,35 +1,31 @@
-"""Samplers that draw from p given its score s = ∇log p (or an unnormalised log p):
+"""Samplers that draw from p given its score s = ∇log p (or an unnormalised log p), in x's shape:
 
-    ULA                x' = x + (ε/2) s(x) + √ε z,  z ~ N(0, I)                 Roberts & Tweedie 1996
-    MALA               ULA's x' accepted with probability min(1, p(x') q(x | x') / (p(x) q(x' | x)))
-    HMC                L leapfrog steps on H(x, r) = -log p(x) + |r|²/2, accepted w.p. min(1, e^-ΔH)
-                                                                                 Neal 2011 §5.3
-    annealed Langevin  T ULA steps with s(x, σ_i) and α_i = ε σ_i²/σ_L², for σ_1 > ... > σ_L
-                                                                                 Song & Ermon 2019 Alg. 1
-    inpainting         the same, the observed part re-noised to y = x + σ_i ξ   Song & Ermon 2019 Alg. 2
-    guided score       s(x, σ) + w ∇_x log p_σ(y | x), the score of p_σ(x | y) at w = 1
-                                                                                 Song et al. 2021 §5, App. I
+    ULA (Roberts & Tweedie 1996)    x' = x + (ε/2) s(x) + √ε z,  z ~ N(0, I)
+    MALA (Roberts & Tweedie 1996)   ULA's x' accepted w.p. min(1, p(x') q(x | x') / (p(x) q(x' | x)))
+    HMC (Neal 2011 §5.3)            L leapfrog steps on H = -log p(x) + |r|²/2, accepted w.p. e^-ΔH
+    annealed Langevin               T ULA steps with s(x, σ_i), α_i = ε σ_i²/σ_L², σ_1 > ... > σ_L
+      (Song & Ermon 2019 Alg. 1)
+    inpainting (Alg. 2)             the same, the observed part re-noised to y = x + σ_i ξ
+    guided score (Song et al. 2021) s(x, σ) + w ∇_x log p_σ(y | x) = ∇log p_σ(x | y) at w = 1
+                                    (guidance.py: a score for any of the annealed samplers)
 
-Every sampler takes ``rng`` (``backend.default_rng``), works on any batch-first shape, keeps x's
-float dtype and shows a progress bar with ``progress=True``. Annealed samplers call
-score(x, sigma) with a per-example sigma of shape (N,). Step sizes are Python floats computed up
-front; a chain is checked for NaN or inf once per level (annealed samplers) or every
-``CHECK_EVERY`` steps and at the end (ULA, MALA, HMC), so a step too large for the score stops
-with a :class:`checks.NonFiniteError` instead of returning NaN, without a host read every step.
-The VE-SDE samplers live in ``sde.py``.
+Randomness comes from ``rng`` (``backend.default_rng``); x keeps its float dtype; annealed samplers
+call score(x, sigma) with a per-example sigma (N,). A chain is checked for NaN or inf once per
+level, or every ``CHECK_EVERY`` steps and at the end, so a step too large for the score stops with
+:class:`checks.NonFiniteError` without a host read every step. The VE-SDE samplers are in sde.py.
 """
 import math
 
-import autograd.numpy as anp
 from autograd import make_vjp
 from tqdm.auto import tqdm
 
 from . import backend, checks, ops
+from .guidance import guided_score  # noqa: F401 (part of this module's API)
 
 CHECK_EVERY = 100  # steps between two finiteness checks of a ULA, MALA or HMC chain
 
 
-def langevin_step(score_x, x, step, rng):
+def _langevin_step(score_x, x, step, rng):
     """One ULA step x + (ε/2) s(x) + √ε z, z ~ N(0, I), given s(x); ``step`` ε a Python float."""
     return x + (step / 2) * score_x + math.sqrt(step) * rng.normal(x.shape, dtype=x.dtype)
 
@@ -39,18 +35,18 @@ def langevin(score, x0, step, n_steps, rng, progress=False):
     x <- x + (ε/2) s(x) + √ε z.
 
     Its stationary law approaches p as ε -> 0; at fixed ε it is biased (for N(0, 1) the
-    stationary variance is 1/(1 - ε/4), docs/theory.md §8). NCSN's released code writes
+    stationary variance is 1/(1 - ε/4), docs/theory.md, ULA). NCSN's released code writes
     x + a s + √(2a) z, which is this rule with ε = 2a.
     """
     x, step, n_steps, rng = _chain_args(x0, step, n_steps, rng)
     score = checks.like_x("score", score)
     for t in tqdm(range(n_steps), desc="Langevin", disable=not progress, leave=False):
-        x = langevin_step(score(x), x, step, rng)
+        x = _langevin_step(score(x), x, step, rng)
         _check_every(x, t, n_steps, f"of ULA at step size {step:g}")
     return x
 
 
-# ---------------------------------------------------------------- Metropolis-adjusted chains
+# ---------------------------------------------------------------- kernels on (x, log p, ∇log p)
 def log_prob_and_grad(log_prob):
     """x -> (log p(x) (N,), ∇log p(x)) in one forward and one backward pass: the chains are
     independent, so the VJP with cotangent 1 of the (N,) log-densities is each chain's gradient.
@@ -65,8 +61,18 @@ def log_prob_and_grad(log_prob):
 
 
 def chain_state(log_prob_and_grad, x):
-    """(x, log p(x), ∇log p(x)): what MALA and HMC carry from one transition to the next."""
-    return (x,) + tuple(log_prob_and_grad(x))
+    """(x, log p(x), ∇log p(x)): what the kernels below carry from one transition to the next."""
+    if not callable(log_prob_and_grad):
+        raise TypeError(f"log_prob_and_grad: expected a callable, got {checks.show(log_prob_and_grad)}")
+    return (checks.batch("x", x),) + tuple(log_prob_and_grad(x))
+
+
+def ula_step(state, log_prob_and_grad, step, rng):
+    """One ULA transition x' = x + (ε/2)∇log p(x) + √ε z on ``state`` = (x, log p, ∇log p).
+    Returns (the next state, (N,) flags, all True): one log p and gradient per transition."""
+    x, _, g = _kernel_args(state, log_prob_and_grad, step, rng)
+    x = _langevin_step(g, x, step, rng)
+    return (x,) + tuple(log_prob_and_grad(x)), backend.xp.ones(x.shape[0], dtype=bool)
 
 
 def mala_step(state, log_prob_and_grad, step, rng):
@@ -74,8 +80,8 @@ def mala_step(state, log_prob_and_grad, step, rng):
     the ULA proposal x' = x + (ε/2)∇log p(x) + √ε z, accepted per chain with probability
     min(1, p(x') q(x | x') / (p(x) q(x' | x))), q(b | a) = N(b; a + (ε/2)∇log p(a), ε I).
     Returns (the next state, the (N,) accepted flags): one log p and gradient per transition."""
-    x, lp, g = state
-    proposal = langevin_step(g, x, step, rng)
+    x, lp, g = _kernel_args(state, log_prob_and_grad, step, rng)
+    proposal = _langevin_step(g, x, step, rng)
     lp_new, g_new = log_prob_and_grad(proposal)
 
     def log_q(to, frm, g_frm):  # log N(to; frm + (ε/2) g(frm), ε I) up to a constant
@@ -92,7 +98,9 @@ def hmc_step(state, log_prob_and_grad, step, n_leapfrog, rng, jitter=0.2):
     then a Metropolis test on exp(-ΔH). Each chain's step is drawn uniform on step·(1 ± jitter)
     (Neal 2011 §5.4.2.2): a fixed trajectory length can resonate with the target and stop mixing.
     Returns (the next state, the (N,) accepted flags): n_leapfrog log p and gradients."""
-    x, lp, g = state
+    x, lp, g = _kernel_args(state, log_prob_and_grad, step, rng)
+    n_leapfrog = checks.count("n_leapfrog", n_leapfrog)
+    jitter = checks.in_interval("jitter", jitter, 0, 1, closed=(True, False))
     r = rng.normal(x.shape, dtype=x.dtype)
     h = ops.per_example(rng.uniform(step * (1 - jitter), step * (1 + jitter), (x.shape[0],),
                                     dtype=x.dtype), x.ndim)
@@ -105,6 +113,22 @@ def hmc_step(state, log_prob_and_grad, step, n_leapfrog, rng, jitter=0.2):
     log_ratio = lp_y - lp - kinetic(r_y) + kinetic(r)
     accept = _metropolis(log_ratio, rng, x.dtype)
     return _keep(accept, (y, lp_y, g_y), state), accept
+
+
+def _kernel_args(state, log_prob_and_grad, step, rng):
+    """A kernel's arguments, the state checked by shape only, so a transition costs no host read."""
+    checks.positive("step", step)
+    checks.rng("rng", rng)
+    if not callable(log_prob_and_grad):
+        raise TypeError(f"log_prob_and_grad: expected a callable, got {checks.show(log_prob_and_grad)}")
+    if not (isinstance(state, tuple) and len(state) == 3 and all(map(backend.is_array, state))):
+        raise TypeError(f"state: expected (x, log p(x), ∇log p(x)) from chain_state, got "
+                        f"{checks.show(state)}")
+    x, lp, g = state
+    if x.ndim < 2 or lp.shape != x.shape[:1] or g.shape != x.shape:
+        raise ValueError(f"state: expected x (N, ...), log p (N,) and ∇log p shaped like x, got "
+                         f"shapes {x.shape}, {lp.shape}, {g.shape}")
+    return state
 
 
 def _metropolis(log_ratio, rng, dtype):
@@ -121,28 +145,27 @@ def mala(log_prob, x0, step, n_steps, rng, progress=False):
     """``n_steps`` MALA transitions (:func:`mala_step`) from x0. p is the stationary law for any
     ε; ``log_prob`` x -> (N,) may be unnormalised and is differentiated by autograd.
     Returns (x, the acceptance rate over all chains and steps)."""
-    x, step, n_steps, rng = _chain_args(x0, step, n_steps, rng)
-    both = log_prob_and_grad(log_prob)
-    state, n_accepted = chain_state(both, x), 0
-    for t in tqdm(range(n_steps), desc="MALA", disable=not progress, leave=False):
-        state, accepted = mala_step(state, both, step, rng)
-        n_accepted = n_accepted + accepted.sum()
-        _check_every(state[1], t, n_steps, f"of MALA at step size {step:g}", "log_prob")
-    return state[0], float(n_accepted) / (n_steps * x.shape[0])
+    return _run(mala_step, log_prob, x0, step, n_steps, rng, progress, "MALA")
 
 
 def hmc(log_prob, x0, step, n_leapfrog, n_steps, rng, jitter=0.2, progress=False):
     """``n_steps`` HMC transitions (:func:`hmc_step`) from x0; p is the stationary law for any
     step. ``jitter=0`` gives plain HMC. Returns (x, the acceptance rate)."""
-    x, step, n_steps, rng = _chain_args(x0, step, n_steps, rng)
     n_leapfrog = checks.count("n_leapfrog", n_leapfrog)
     jitter = checks.in_interval("jitter", jitter, 0, 1, closed=(True, False))
+    kernel = lambda state, both, h, r: hmc_step(state, both, h, n_leapfrog, r, jitter)
+    return _run(kernel, log_prob, x0, step, n_steps, rng, progress, "HMC")
+
+
+def _run(kernel, log_prob, x0, step, n_steps, rng, progress, name):
+    """``n_steps`` transitions of ``kernel``; returns (x, the acceptance rate)."""
+    x, step, n_steps, rng = _chain_args(x0, step, n_steps, rng)
     both = log_prob_and_grad(log_prob)
     state, n_accepted = chain_state(both, x), 0
-    for t in tqdm(range(n_steps), desc="HMC", disable=not progress, leave=False):
-        state, accepted = hmc_step(state, both, step, n_leapfrog, rng, jitter)
+    for t in tqdm(range(n_steps), desc=name, disable=not progress, leave=False):
+        state, accepted = kernel(state, both, step, rng)
         n_accepted = n_accepted + accepted.sum()
-        _check_every(state[1], t, n_steps, f"of HMC at step size {step:g}", "log_prob")
+        _check_every(state[1], t, n_steps, f"of {name} at step size {step:g}", "log_prob")
     return state[0], float(n_accepted) / (n_steps * x.shape[0])
 
 
@@ -177,11 +200,9 @@ def _tweedie(score, x, sigma):
 
 
 def _check_level(x, level, schedule, n_steps_each, sampler):
-    sigma, alpha = schedule[level]
-    checks.finite_or_raise(
-        "x", x, f"in {sampler} at level {level + 1} of {len(schedule)} (σ = {sigma:g}, steps 1 to "
-        f"{n_steps_each}, step size α = {alpha:g})",
-        "the step is too large for this score: use a smaller eps")
+    where = (f"in {sampler} at level {level + 1} of {len(schedule)} (σ = {schedule[level][0]:g}, "
+             f"steps 1 to {n_steps_each}, step size α = {schedule[level][1]:g})")
+    checks.finite_or_raise("x", x, where, "the step is too large for this score: use a smaller eps")
 
 
 def annealed_langevin(score, x0, sigmas, eps, n_steps_each, rng, denoise=False, progress=False):
@@ -197,7 +218,7 @@ def annealed_langevin(score, x0, sigmas, eps, n_steps_each, rng, denoise=False, 
         for level, (sigma, alpha) in enumerate(schedule):
             sigma_vec = ops.full_batch(sigma, x)
             for _ in range(n_steps_each):
-                x = langevin_step(score(x, sigma_vec), x, alpha, rng)
+                x = _langevin_step(score(x, sigma_vec), x, alpha, rng)
                 bar.update()
             _check_level(x, level, schedule, n_steps_each, "annealed Langevin")
     return _tweedie(score, x, schedule[-1][0]) if denoise else x
@@ -223,15 +244,13 @@ def inpaint(score, x, mask, sigmas, eps, n_steps_each, rng, x0=None, denoise=Fal
             progress=False):
     """Inpainting by annealed Langevin (Song & Ermon 2019 Alg. 2).
 
-    At each level the observed part (mask = 1) is re-noised once, y = x + σ_i ξ, and after
-    every ULA step written over the chain, x̃ <- x̃ ∘ (1 - m) + y ∘ m; the unobserved part then
-    samples p_σi(x̃_unobserved | x̃_observed = y). ``mask`` has x's shape or broadcasts to it.
-    ``renoise="step"`` draws a new y for every step instead, as NCSNv2's released code does
-    (``anneal_Langevin_dynamics_inpainting``; it writes y in before the step's score, here after
-    the step, which shifts y by one step and leaves the stationary law as it is): the chain then
-    sees an average over y's noise, not one draw of it (docs/theory.md §10 predicts both laws).
-    The chain starts at ``x0`` (default: uniform on [min x, max x], as NCSN starts images from
-    uniform noise). ``denoise=True`` applies Tweedie's step to the last chain.
+    At each level the observed part (mask = 1, x's shape or broadcast to it) is re-noised once,
+    y = x + σ_i ξ, and written over the chain after every ULA step, x̃ <- x̃ ∘ (1 - m) + y ∘ m; the
+    unobserved part then samples p_σi(x̃_unobserved | x̃_observed = y). ``renoise="step"`` draws a
+    new y every step, as NCSNv2's released code does (it writes y in before the step's score, here
+    after it: the same stationary law); the chain then sees an average over y's noise, not one
+    draw of it. The chain starts at ``x0`` (default: uniform on [min x, max x], as NCSN starts
+    images from uniform noise). ``denoise=True`` applies Tweedie's step to the last chain.
 
     The return value holds x exactly where mask = 1: the algorithm would leave y there, x plus
     σ_L noise, an artefact of conditioning on a noisy copy, not an inference about x.
@@ -240,8 +259,7 @@ def inpaint(score, x, mask, sigmas, eps, n_steps_each, rng, x0=None, denoise=Fal
     mask = _mask(mask, x)
     schedule = _annealing_schedule(sigmas, eps, n_steps_each)
     checks.option("renoise", renoise, ("level", "step"))
-    if x0 is None:
-        x0 = rng.uniform(float(x.min()), float(x.max()), x.shape, dtype=x.dtype)
+    x0 = rng.uniform(float(x.min()), float(x.max()), x.shape, dtype=x.dtype) if x0 is None else x0
     checks.batch("x0", x0)
     if x0.shape != x.shape or x0.dtype != x.dtype:
         raise ValueError(f"x0: expected x's shape {tuple(x.shape)} and dtype {x.dtype}, got "
@@ -254,43 +272,9 @@ def inpaint(score, x, mask, sigmas, eps, n_steps_each, rng, x0=None, denoise=Fal
             for t in range(n_steps_each):
                 if t == 0 or renoise == "step":
                     y_observed = (x + sigma * rng.normal(x.shape, dtype=x.dtype)) * mask
-                chain = langevin_step(score(chain, sigma_vec), chain, alpha, rng) * keep + y_observed
+                chain = _langevin_step(score(chain, sigma_vec), chain, alpha, rng) * keep + y_observed
                 bar.update()
             _check_level(chain, level, schedule, n_steps_each, "inpainting")
     if denoise:
         chain = _tweedie(score, chain, schedule[-1][0])
     return chain * keep + x * mask
-
-
-def guided_score(score, classifier_log_prob, y, scale=1.0):
-    """(x, σ) -> s(x, σ) + w ∇_x log p_σ(y | x): by Bayes' rule ∇log p_σ(x | y) = ∇log p_σ(x) +
-    ∇log p_σ(y | x), so at w = ``scale`` = 1 this is the score of the class-conditional perturbed
-    density, usable by any sampler above (Song et al. 2021 §5, App. I; w > 1 is Dhariwal &
-    Nichol 2021's classifier guidance, sharper and less diverse).
-
-    ``classifier_log_prob(x, sigma) -> (N, K)`` log-probabilities of the K classes for the
-    noisy x, differentiable by autograd; ``y`` (N,) integer labels in [0, K).
-    """
-    score = checks.like_x("score", score)
-    classifier = checks.returns("classifier_log_prob", classifier_log_prob,
-                                lambda x: (x.shape[0], None), "(N, K) log-probabilities")
-    if not backend.is_array(y) or y.ndim != 1 or y.shape[0] == 0 or y.dtype.kind not in "iu":
-        raise TypeError(f"y: expected a non-empty 1-D {backend.name} integer array of labels, got "
-                        f"{checks.show(y)}")
-    scale = checks.nonnegative("scale", scale)
-    checked = False
-
-    def guided(x, sigma):
-        nonlocal checked
-        vjp, log_probs = make_vjp(lambda x_: classifier(x_, sigma))(x)
-        if not checked:
-            n_classes = log_probs.shape[1]
-            if y.shape[0] != x.shape[0]:
-                raise ValueError(f"y: expected one label per example, {x.shape[0]}, got {y.shape[0]}")
-            if not bool(((y >= 0) & (y < n_classes)).all()):
-                raise ValueError(f"y: expected labels in [0, {n_classes}) (the classifier's K)")
-            checked = True
-        one_hot = (backend.xp.arange(log_probs.shape[1])[None, :] == y[:, None]).astype(x.dtype)
-        return score(x, sigma) + scale * vjp(one_hot)
-
-    return guided

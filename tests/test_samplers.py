@@ -465,6 +465,28 @@ def test_bad_arguments_name_the_argument():
                 call()
 
 
+def test_kernels_check_their_arguments():
+    rng, x = ms.backend.default_rng(0), np.zeros((4, 2))
+    both = samplers.log_prob_and_grad(lambda y: -0.5 * anp.sum(y ** 2, 1))
+    state = samplers.chain_state(both, x)
+    cases = {"state": [(x, x), (x, x[:, 0], x[:, :1]), (x, x[:3, 0], x), [x, x[:, 0], x]],
+             "log_prob_and_grad": ["f"], "step": [0.0, None], "rng": [None]}
+    for kernel in (samplers.ula_step, samplers.mala_step, lambda *a: samplers.hmc_step(*a[:3], 2, a[3])):
+        for name, values in cases.items():
+            for value in values:
+                args = {**dict(state=state, log_prob_and_grad=both, step=0.1, rng=rng), name: value}
+                with pytest.raises((ValueError, TypeError), match=f"^{name}:"):
+                    kernel(args["state"], args["log_prob_and_grad"], args["step"], args["rng"])
+    with pytest.raises((ValueError, TypeError), match="^n_leapfrog:"):
+        samplers.hmc_step(state, both, 0.1, 0, rng)
+    with pytest.raises(TypeError, match="^log_prob_and_grad:"):
+        samplers.chain_state("f", x)
+    with pytest.raises(ValueError, match="^x:"):
+        samplers.chain_state(both, np.full((4, 2), np.nan))
+    with pytest.raises(TypeError, match="^log_prob:"):
+        samplers.log_prob_and_grad(None)
+
+
 def test_user_callables_are_checked_on_their_first_call():
     """A score shaped (N, 1) for (N, 2) data is refused, not broadcast; a log_prob that sums the
     batch (shape ()) is refused, not run with a plausible acceptance rate; NaN at once too."""
@@ -528,6 +550,12 @@ def test_mala_and_hmc_compute_log_p_and_its_gradient_once_per_evaluation():
         return -0.5 * anp.sum(y ** 2, 1)
 
     rng, x = ms.backend.default_rng(0), np.random.default_rng(1).standard_normal((16, 2))
+    state = samplers.chain_state(samplers.log_prob_and_grad(log_prob), x)
+    for kernel in (samplers.ula_step, samplers.mala_step):
+        calls[0] = 0
+        kernel(state, samplers.log_prob_and_grad(log_prob), 0.3, rng)
+        assert calls[0] == 1
+    calls[0] = 0
     samplers.mala(log_prob, x, 0.3, 7, rng)
     assert calls[0] == 7 + 1
     calls[0] = 0
@@ -536,9 +564,10 @@ def test_mala_and_hmc_compute_log_p_and_its_gradient_once_per_evaluation():
     both = samplers.log_prob_and_grad(log_prob)
     state = samplers.chain_state(both, x)
     for _ in range(5):
-        state, accepted = samplers.mala_step(state, both, 0.5, rng)
-        state, accepted = samplers.hmc_step(state, both, 0.5, 3, rng)
-        assert accepted.shape == (16,) and accepted.dtype == bool
+        for kernel in (samplers.ula_step, samplers.mala_step,
+                       lambda *a: samplers.hmc_step(*a[:3], 3, a[3])):
+            state, accepted = kernel(state, both, 0.5, rng)
+            assert accepted.shape == (16,) and accepted.dtype == bool
     np.testing.assert_allclose(state[1], -0.5 * (state[0] ** 2).sum(1), rtol=1e-14)
     np.testing.assert_allclose(state[2], -state[0], rtol=1e-14)
 
