@@ -110,9 +110,7 @@ def sliced_sm(score, x, rng, n_projections=1, variance_reduction=False, kind="ga
     its mean over v, ½ ||s||². The reference code normalises v to the unit sphere in its non-VR
     loss, which divides the loss by D; here E[v vᵀ] = I, so the expectation equals implicit SM.
     """
-    if not isinstance(variance_reduction, bool):
-        raise TypeError(f"variance_reduction: expected True or False, got "
-                        f"{checks.show(variance_reduction)}")
+    checks.flag("variance_reduction", variance_reduction)
     v = projections(x, rng, n_projections, kind)
     xs = anp.concatenate([x] * n_projections, axis=0) if n_projections > 1 else x
     vjp, s = make_vjp(checks.like_x("score", score))(xs)

@@ -38,7 +38,7 @@ def langevin(score, x0, step, n_steps, rng, progress=False):
     stationary variance is 1/(1 - ε/4), docs/theory.md, ULA). NCSN's released code writes
     x + a s + √(2a) z, which is this rule with ε = 2a.
     """
-    x, step, n_steps, rng = _chain_args(x0, step, n_steps, rng)
+    x, step, n_steps, rng = _chain_args(x0, step, n_steps, rng, progress)
     score = checks.like_x("score", score)
     for t in tqdm(range(n_steps), desc="Langevin", disable=not progress, leave=False):
         x = _langevin_step(score(x), x, step, rng)
@@ -159,7 +159,7 @@ def hmc(log_prob, x0, step, n_leapfrog, n_steps, rng, jitter=0.2, progress=False
 
 def _run(kernel, log_prob, x0, step, n_steps, rng, progress, name):
     """``n_steps`` transitions of ``kernel``; returns (x, the acceptance rate)."""
-    x, step, n_steps, rng = _chain_args(x0, step, n_steps, rng)
+    x, step, n_steps, rng = _chain_args(x0, step, n_steps, rng, progress)
     both = log_prob_and_grad(log_prob)
     state, n_accepted = chain_state(both, x), 0
     for t in tqdm(range(n_steps), desc=name, disable=not progress, leave=False):
@@ -169,7 +169,8 @@ def _run(kernel, log_prob, x0, step, n_steps, rng, progress, name):
     return state[0], float(n_accepted) / (n_steps * x.shape[0])
 
 
-def _chain_args(x0, step, n_steps, rng):
+def _chain_args(x0, step, n_steps, rng, progress):
+    checks.flag("progress", progress)
     return (checks.batch("x0", x0), checks.positive("step", step),
             checks.count("n_steps", n_steps), checks.rng("rng", rng))
 
@@ -184,9 +185,11 @@ def _check_every(a, t, n_steps, sampler, what="x"):
 
 
 # ---------------------------------------------------------------- annealed samplers
-def _annealing_schedule(sigmas, eps, n_steps_each):
+def _annealing_schedule(sigmas, eps, n_steps_each, denoise, progress):
     """[(σ_i, α_i)] as Python floats with α_i = ε σ_i²/σ_L² (Song & Ermon 2019 Alg. 1), which
-    keeps the signal-to-noise ratio of a step the same at every level."""
+    keeps the signal-to-noise ratio of a step the same at every level; the other settings checked."""
+    checks.flag("denoise", denoise)
+    checks.flag("progress", progress)
     checks.sigmas("sigmas", sigmas)
     eps = checks.positive("eps", eps)
     checks.count("n_steps_each", n_steps_each)
@@ -212,7 +215,7 @@ def annealed_langevin(score, x0, sigmas, eps, n_steps_each, rng, denoise=False, 
     2021; NCSNv2's final denoising), the posterior mean E[x | x̃] at the last level.
     """
     x, score, rng = checks.batch("x0", x0), checks.like_x("score", score), checks.rng("rng", rng)
-    schedule = _annealing_schedule(sigmas, eps, n_steps_each)
+    schedule = _annealing_schedule(sigmas, eps, n_steps_each, denoise, progress)
     with tqdm(total=len(schedule) * n_steps_each, desc="annealed Langevin", disable=not progress,
               leave=False) as bar:
         for level, (sigma, alpha) in enumerate(schedule):
@@ -257,7 +260,7 @@ def inpaint(score, x, mask, sigmas, eps, n_steps_each, rng, x0=None, denoise=Fal
     """
     x, score, rng = checks.batch("x", x), checks.like_x("score", score), checks.rng("rng", rng)
     mask = _mask(mask, x)
-    schedule = _annealing_schedule(sigmas, eps, n_steps_each)
+    schedule = _annealing_schedule(sigmas, eps, n_steps_each, denoise, progress)
     checks.option("renoise", renoise, ("level", "step"))
     x0 = rng.uniform(float(x.min()), float(x.max()), x.shape, dtype=x.dtype) if x0 is None else x0
     checks.batch("x0", x0)

@@ -458,6 +458,11 @@ def test_bad_arguments_name_the_argument():
                  lambda: samplers.inpaint(nc, x, [1, 0], sig, 0.1, 1, rng),
                  lambda: samplers.inpaint(nc, x, np.array(["a", "b"]), sig, 0.1, 1, rng)],
         "renoise": [lambda: samplers.inpaint(nc, x, mask, sig, 0.1, 1, rng, renoise="never")],
+        "denoise": [lambda: samplers.annealed_langevin(nc, x, sig, 0.1, 1, rng, denoise="yes"),
+                    lambda: samplers.inpaint(nc, x, mask, sig, 0.1, 1, rng, denoise=None)],
+        "progress": [lambda: samplers.langevin(s, x, 0.1, 1, rng, progress=1),
+                     lambda: samplers.hmc(lp, x, 0.1, 1, 1, rng, progress="no"),
+                     lambda: samplers.annealed_langevin(nc, x, sig, 0.1, 1, rng, progress=None)],
     }
     for name, calls in cases.items():
         for call in calls:
