@@ -10,7 +10,7 @@ For data x ~ p in any batch-first shape (sums run over every non-batch axis, mea
 
 J_S has J_I as its expectation over v (Hutchinson's trace estimator); J_σ equals explicit SM
 against the perturbed density p_σ = p * N(0, σ² I) up to a constant, so its minimiser is ∇log p_σ
-(docs/theory.md §3-§5). ``score`` is any callable x -> array shaped like x (``(x, sigma) -> ...``
+(docs/theory.md, on Vincent's DSM). ``score`` is any callable x -> array shaped like x (``(x, sigma) -> ...``
 with sigma of shape (N,) for multi-scale DSM), usually ``lambda x: models.mlp(params, x)``;
 ``autograd.grad`` of a loss with respect to ``params`` trains the model. Each callable is
 checked at its first call: it must return a finite array of the documented shape.
@@ -156,7 +156,7 @@ def multiscale_dsm(score, x, sigmas, rng):
 
     score(x̃, sigma) takes the per-example σ of shape (N,). With λ = σ²,
     σ² ||s + z/σ||² = ||σ s + z||²: the per-level loss stays O(1) when s ~ 1/σ, NCSN's reason for
-    the weight (docs/theory.md §7).
+    the weight (docs/theory.md, on NCSN).
     """
     checks.batch("x", x)
     if backend.is_array(sigmas):

@@ -242,9 +242,10 @@ def test_dsm_and_multiscale_dsm_formulas():
 @pytest.mark.identity
 @pytest.mark.parametrize("sigma", [10.0, 1.0, 0.01])
 def test_multiscale_dsm_level_loss_is_order_one_at_the_optimum(sigma):
-    """λ(σ) = σ² keeps every level's loss O(1), NCSN's reason for the weight (Song & Ermon 2019 §4.2): for data
-    N(0, I_D) the optimal score is -x~/(1+σ²), and then σ s + z = (z - σx)/(1+σ²), so the level's
-    loss is 0.5 D/(1+σ²) ≤ D/2 at every σ (unweighted DSM would be 0.5 D/(σ²(1+σ²)) ~ 1/σ²)."""
+    """λ(σ) = σ² keeps every level's loss O(1), NCSN's reason for the weight (Song & Ermon 2019
+    §4.2): for data N(0, I_D) the optimal score is -x~/(1+σ²), and then σ s + z = (z - σx)/(1+σ²),
+    so the level's loss is 0.5 D/(1+σ²) ≤ D/2 at every σ (unweighted DSM would be
+    0.5 D/(σ²(1+σ²)) ~ 1/σ²)."""
     dim, n = 4, 20000
     x = np.random.default_rng(0).standard_normal((n, dim))
     optimal = lambda y, s: -y / (1 + s[:, None] ** 2)

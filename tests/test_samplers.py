@@ -40,7 +40,8 @@ def moment_errors(x, mean, cov):
 @pytest.mark.identity
 @pytest.mark.parametrize("eps", [0.1, 0.5, 1.0])
 def test_ula_stationary_variance_is_one_over_one_minus_eps_over_4(eps):
-    """On N(0, 1), x' = (1 - ε/2) x + √ε z is AR(1): v = (1 - ε/2)² v + ε, so v = 1/(1 - ε/4). 300 steps from N(0, 1) leave a transient (1 - ε/2)^600 ≤ 1e-13."""
+    """On N(0, 1), x' = (1 - ε/2) x + √ε z is AR(1): v = (1 - ε/2)² v + ε, so v = 1/(1 - ε/4).
+    300 steps from N(0, 1) leave a transient (1 - ε/2)^600 ≤ 1e-13."""
     n, rng = 20000, ms.backend.default_rng(0)
     x = samplers.langevin(lambda y: -y, rng.normal((n, 1)), eps, 300, rng)
     expected = 1 / (1 - eps / 4)
@@ -412,7 +413,8 @@ def test_mala_and_hmc_return_a_python_float_acceptance_rate():
 
 def test_progress_bar_does_not_change_the_result():
     x0 = np.ones((3, 2), np.float32)
-    runs = [samplers.annealed_langevin(lambda x, s: -x, x0, np.array([1.0, 0.5]), 0.1, 3, ms.backend.default_rng(0),
+    runs = [samplers.annealed_langevin(lambda x, s: -x, x0, np.array([1.0, 0.5]), 0.1, 3,
+                                       ms.backend.default_rng(0),
                                        progress=flag) for flag in (False, True)]
     np.testing.assert_array_equal(*runs)
 
@@ -424,9 +426,11 @@ def test_bad_arguments_name_the_argument():
     sig, mask = np.array([1.0, 0.1]), np.ones(2)
     cases = {
         "step": [lambda: samplers.langevin(s, x, 0.0, 10, rng), lambda: samplers.mala(lp, x, -1.0, 10, rng),
-                 lambda: samplers.hmc(lp, x, float("nan"), 3, 10, rng), lambda: samplers.langevin(s, x, "1", 1, rng)],
+                 lambda: samplers.hmc(lp, x, float("nan"), 3, 10, rng),
+                 lambda: samplers.langevin(s, x, "1", 1, rng)],
         "n_steps": [lambda: samplers.langevin(s, x, 0.1, 0, rng), lambda: samplers.mala(lp, x, 0.1, 2.5, rng),
-                    lambda: samplers.hmc(lp, x, 0.1, 2, None, rng), lambda: samplers.langevin(s, x, 0.1, 5.0, rng)],
+                    lambda: samplers.hmc(lp, x, 0.1, 2, None, rng),
+                    lambda: samplers.langevin(s, x, 0.1, 5.0, rng)],
         "n_leapfrog": [lambda: samplers.hmc(lp, x, 0.1, 0, 10, rng)],
         "jitter": [lambda: samplers.hmc(lp, x, 0.1, 1, 1, rng, jitter=1.0),
                    lambda: samplers.hmc(lp, x, 0.1, 1, 1, rng, jitter=-0.1)],
@@ -441,7 +445,8 @@ def test_bad_arguments_name_the_argument():
                lambda: samplers.langevin(s, np.zeros((0, 2)), 0.1, 1, rng),
                lambda: samplers.inpaint(nc, x, mask, sig, 0.1, 1, rng, x0=np.zeros((3, 2), np.float32)),
                lambda: samplers.inpaint(nc, x, mask, sig, 0.1, 1, rng, x0=np.zeros((4, 2))),
-               lambda: samplers.inpaint(nc, x, mask, sig, 0.1, 1, rng, x0=np.full((4, 2), np.nan, np.float32))],
+               lambda: samplers.inpaint(nc, x, mask, sig, 0.1, 1, rng,
+                                        x0=np.full((4, 2), np.nan, np.float32))],
         "x": [lambda: samplers.inpaint(nc, np.full((4, 2), np.nan), mask, sig, 0.1, 1, rng)],
         "sigmas": [lambda: samplers.annealed_langevin(nc, x, np.array([0.1, 1.0]), 0.1, 1, rng),
                    lambda: samplers.annealed_langevin(nc, x, np.array([1.0, 0.0]), 0.1, 1, rng),
@@ -505,7 +510,8 @@ def test_user_callables_are_checked_on_their_first_call():
             with pytest.raises(ValueError, match="^score:"):
                 call()
     for bad in (lambda y: -0.5 * (y ** 2).sum(), lambda y: -0.5 * y ** 2, lambda y: (y * np.nan).sum(1)):
-        for call in (lambda: samplers.mala(bad, x, 0.1, 1, rng), lambda: samplers.hmc(bad, x, 0.1, 1, 1, rng)):
+        for call in (lambda: samplers.mala(bad, x, 0.1, 1, rng),
+                     lambda: samplers.hmc(bad, x, 0.1, 1, 1, rng)):
             with pytest.raises(ValueError, match="^log_prob:"):
                 call()
 
@@ -517,8 +523,8 @@ def test_samplers_stop_on_divergence_naming_the_step_and_the_step_size():
     rng, x = ms.backend.default_rng(0), np.ones((8, 2), np.float32)
     nc = lambda y, s: -y / (1 + s[:, None] ** 2)
     with np.errstate(all="ignore"):
-        with pytest.raises(ms.checks.NonFiniteError,
-                           match=r"^x: .*at level 1 of 2 \(σ = 1, steps 1 to 20, step size α = 100000\).*smaller eps"):
+        level_1 = r"^x: .*at level 1 of 2 \(σ = 1, steps 1 to 20, step size α = 100000\).*smaller eps"
+        with pytest.raises(ms.checks.NonFiniteError, match=level_1):
             samplers.annealed_langevin(nc, x, np.array([1.0, 0.1]), 1e3, 20, rng)
         with pytest.raises(ms.checks.NonFiniteError, match="^x: .*inpainting at level 1 of 2"):
             samplers.inpaint(nc, x, np.array([1.0, 0.0]), np.array([1.0, 0.1]), 1e3, 20, rng)
