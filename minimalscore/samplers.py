@@ -198,7 +198,7 @@ def _annealing_schedule(sigmas, eps, n_steps_each, denoise, progress):
 
 
 def _tweedie(score, x, sigma):
-    """E[x | x̃] = x̃ + σ² ∇log p_σ(x̃) (Tweedie's formula; Efron 2011 eq. 1.4)."""
+    """E[x | x̃] = x̃ + σ² ∇log p_σ(x̃) (Tweedie's formula; Efron 2011)."""
     return x + sigma ** 2 * score(x, ops.full_batch(sigma, x))
 
 

@@ -182,8 +182,8 @@ def test_annealed_langevin_step_sizes_follow_sigma_squared():
 @pytest.mark.identity
 def test_denoising_is_tweedies_posterior_mean():
     """denoise=True adds Tweedie's step x + σ_L² s(x, σ_L) to the same chain (same seed), and with
-    the exact score of a perturbed mixture that is E[x | x̃] (Efron 2011 eq. 1.4), computed here by
-    Gaussian conditioning without the score: equal to float64 rounding."""
+    the exact score of a perturbed mixture that is E[x | x̃] (Tweedie's formula, Efron 2011),
+    computed here by Gaussian conditioning without the score: equal to float64 rounding."""
     dist, sigmas = mixture_2d(), np.array([1.0, 0.5])
     score = lambda y, s: dist.perturbed(float(s[0])).score(y)
     x0 = ms.backend.default_rng(0).normal((500, 2), dtype=np.float64)
