@@ -177,3 +177,10 @@ def rng(name, value):
         raise ValueError(f"{name}: a {value.backend} generator, but the active backend is "
                          f"{backend.name}; make it after backend.use(...)")
     return value
+
+
+def flag(name, value):
+    """True or False (a NumPy bool too); returns a Python bool."""
+    if not (isinstance(value, bool) or type(value).__name__ == "bool_"):
+        raise TypeError(f"{name}: expected True or False, got {show(value)}")
+    return bool(value)

@@ -1,87 +1,53 @@
-"""Score-matching objectives (DESIGN.md §3): each a scalar loss of a score callable.
+"""Score-matching objectives: scalar losses of a score s(x) that are minimised by s = ∇log p.
 
-``score`` is any callable x -> array shaped like x (``(x, sigma) -> ...`` for multi-scale DSM);
-usually ``lambda x: models.mlp(params, x)``, so ``autograd.grad`` of a loss with respect to
-``params`` trains the model. Every objective is shape-agnostic: x is (N, ...) and sums run over
-all non-batch axes, so vectors and images go through the same code.
+For data x ~ p in any batch-first shape (sums run over every non-batch axis, means over the batch):
+
+    explicit SM     J_E = ½ E ||s(x) - ∇log p(x)||²                       Hyvärinen 2005 eq. 2
+    implicit SM     J_I = E [½ ||s(x)||² + tr ∇s(x)] = J_E - ½ E ||∇log p||²   Hyvärinen 2005 Thm 1
+    sliced SM       J_S = E_x E_v [vᵀ ∇s(x) v + ½ (vᵀ s(x))²],  E[v vᵀ] = I      Song et al. 2019 eq. 7
+    DSM at σ        J_σ = ½ E ||s(x̃) + (x̃ - x)/σ²||²,  x̃ = x + σ z, z ~ N(0, I)   Vincent 2011 eq. 8
+    multi-scale     L = mean_i σ_i² J_σi,  s = s(x̃, σ_i)                          Song & Ermon 2019 eq. 6
+
+J_S has J_I as its expectation over v (Hutchinson's trace estimator); J_σ equals explicit SM
+against the perturbed density p_σ = p * N(0, σ² I) up to a constant, so its minimiser is ∇log p_σ
+(docs/theory.md, on Vincent's DSM). ``score`` is any callable x -> array shaped like x (``(x, sigma) -> ...``
+with sigma of shape (N,) for multi-scale DSM), usually ``lambda x: models.mlp(params, x)``;
+``autograd.grad`` of a loss with respect to ``params`` trains the model. Each callable is
+checked at its first call: it must return a finite array of the documented shape.
 """
+import math
+
 import autograd.numpy as anp
 from autograd import make_vjp
 from autograd.extend import defvjp, primitive
 
-from . import backend, nn
+from . import backend, checks, ops
 
 
-def _sum_per_example(a):
-    """Sum over every axis but the batch axis: (N, ...) -> (N,)."""
-    return anp.sum(anp.reshape(a, (a.shape[0], -1)), axis=1)
-
-
-def _batch_mean(a):
-    """Mean of (N,) per-example terms; ``nn.mean`` says why not ``anp.mean`` (float32 stays
-    float32 through the backward pass)."""
-    return nn.mean(a, axis=0, keepdims=False)
-
-
-def half_mean_squared_norm_reference(r):
-    """0.5 E_n ||r_n||^2 for a batch r (N, ...), written as the definition reads."""
-    return 0.5 * _batch_mean(_sum_per_example(r ** 2))
-
-
-@primitive
-def half_mean_squared_norm(r):
-    """0.5 E_n ||r_n||^2 = <r, r> / 2N (the mean of per-example sums is the total sum over N):
-    one dot product and one traced node where the definition takes six (issue 7). Its VJP,
-    g r / N, is differentiable again."""
-    return backend.xp.vdot(r, r) / (2 * r.shape[0])
-
-
-defvjp(half_mean_squared_norm, lambda ans, r: lambda g: g * r / r.shape[0])
-
-
-def check_batch(x, name="x"):
-    """ValueError unless x is a non-empty, finite, batch-first array of the active backend."""
-    if not backend.is_array(x) or x.ndim < 2:
-        raise ValueError(f"{name}: expected a batch-first array of shape (N, ...) with ndim >= 2 "
-                         f"on the {backend.name} backend, got {type(x).__name__} "
-                         f"{getattr(x, 'shape', '')}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name}: empty batch (N = 0)")
-    if not bool(backend.xp.isfinite(x).all()):
-        raise ValueError(f"{name}: contains NaN or inf")
-
-
-def check_sigmas(sigmas, name="sigmas"):
-    """ValueError unless ``sigmas`` is 1-D, positive and strictly decreasing (largest first)."""
-    xp = backend.xp
-    if sigmas.ndim != 1 or sigmas.shape[0] == 0:
-        raise ValueError(f"{name}: expected a non-empty 1-D array, got shape {sigmas.shape}")
-    if not bool((sigmas > 0).all()) or not bool(xp.isfinite(sigmas).all()):
-        raise ValueError(f"{name}: every noise level must be positive and finite")
-    if not bool((sigmas[1:] < sigmas[:-1]).all()):
-        raise ValueError(f"{name}: noise levels must be strictly decreasing (largest first, "
-                         "DESIGN.md §3)")
-
-
-def _check_sigma(sigma):
-    if not (sigma > 0 and sigma < float("inf")):
-        raise ValueError(f"sigma: must be a positive finite number, got {sigma}")
+def explicit_sm(score, x, target_score):
+    """J_E = ½ E ||s(x) - ∇log p(x)||² (Hyvärinen 2005 eq. 2). ``target_score`` is the true score
+    at x: an array shaped like x, or a callable x -> such an array."""
+    checks.batch("x", x)
+    if callable(target_score):
+        target = checks.like_x("target_score", target_score)(x)
+    else:
+        target = checks.batch("target_score", target_score)
+        if target.shape != x.shape:
+            raise ValueError(f"target_score: expected an array shaped like x {tuple(x.shape)}, "
+                             f"got shape {tuple(target.shape)}")
+    return half_mean_squared_norm(checks.like_x("score", score)(x) - target)
 
 
 def divergence(f, x):
-    """Exact tr(df/dx) per example, shape (N,): one forward pass, then one backward pass per
-    input dimension with the basis cotangent e_i, reading off (e_i^T J)_i.
+    """tr ∇f(x) per example, shape (N,), exactly: one forward pass, then one backward pass per
+    input dimension i with the basis cotangent e_i, reading off (e_iᵀ J)_i.
 
-    Differentiable again (the parameter gradient of a trace is what exact SM trains on).
-    Cost grows with D = prod(x.shape[1:]); for MLPs ``models.mlp_score_and_divergence`` gives
-    the same trace in closed form. The alternative, one backward pass over the batch replicated
-    D times (``bench/variants.py``), does the same flops in fewer, larger operations; measured
-    on the benchmark's exact-SM steps (issue 7) it was no faster (within 10% either way for
-    D = 2..128) and it needs D times the memory, so this loop is the generic path.
+    Differentiable again (the parameter gradient of a trace is what implicit SM trains on).
+    Its cost grows with D = prod(x.shape[1:]); ``models.mlp_score_and_divergence`` gives an
+    MLP's trace in closed form.
     """
-    vjp, fx = make_vjp(f)(x)
-    if fx.shape != x.shape:
-        raise ValueError(f"f: divergence needs f(x) shaped like x {x.shape}, got {fx.shape}")
+    checks.batch("x", x)
+    vjp, fx = make_vjp(checks.like_x("f", f))(x)
     n, dim = x.shape[0], fx.size // x.shape[0]
     basis = backend.xp.eye(dim, dtype=x.dtype)
     trace = 0.0
@@ -91,96 +57,120 @@ def divergence(f, x):
     return trace
 
 
-def explicit_sm(score, x, target_score):
-    """Explicit score matching (Hyvarinen 2005 eq. 2; 004 §2): 0.5 E ||s(x) - grad log p(x)||^2.
-
-    ``target_score`` is the true score at x, an array like x (or a callable x -> array).
-    """
-    check_batch(x)
-    target = target_score(x) if callable(target_score) else target_score
-    return half_mean_squared_norm(score(x) - target)
-
-
 def implicit_sm(score, x, score_and_divergence=None):
-    """Implicit score matching (Hyvarinen 2005 Theorem 1; 004 Theorem 1; 001):
-    E[0.5 ||s(x)||^2 + tr(ds/dx)], equal to explicit SM up to a constant independent of θ.
+    """J_I = E [½ ||s(x)||² + tr ∇s(x)] (Hyvärinen 2005 Thm 1): explicit SM up to a constant
+    independent of s, with no ∇log p needed.
 
     The trace is exact: ``score_and_divergence(x) -> (s, tr)`` when given (the closed form of
     ``models.mlp_score_and_divergence``), else ``divergence`` by autograd.
     """
-    check_batch(x)
-    if score_and_divergence is not None:
-        s, trace = score_and_divergence(x)
-    else:
+    checks.batch("x", x)
+    if score_and_divergence is None:
+        score = checks.like_x("score", score)
         s, trace = score(x), divergence(score, x)
-    return half_mean_squared_norm(s) + _batch_mean(trace)
+    else:
+        s, trace = _score_and_trace(score_and_divergence, x)
+    return half_mean_squared_norm(s) + ops.mean(trace, axis=0, keepdims=False)
+
+
+def _score_and_trace(score_and_divergence, x):
+    """(s, tr) = score_and_divergence(x), checked: a pair, s shaped like x, tr of shape (N,)."""
+    if not callable(score_and_divergence):
+        raise TypeError(f"score_and_divergence: expected a callable, got "
+                        f"{checks.show(score_and_divergence)}")
+    pair = score_and_divergence(x)
+    if not (isinstance(pair, tuple) and len(pair) == 2):
+        raise TypeError("score_and_divergence: expected a pair (score, trace), got "
+                        f"{checks.show(pair)}")
+    s = checks.like_x("score_and_divergence's score", lambda _: pair[0])(x)
+    trace = checks.per_example("score_and_divergence's trace", lambda _: pair[1])(x)
+    return s, trace
 
 
 def projections(x, rng, n_projections=1, kind="gaussian"):
-    """Random directions v with E[v v^T] = I, shape (n_projections * N, ...): Gaussian or
+    """Random directions v with E[v vᵀ] = I, shape (n_projections N, ...): Gaussian or
     Rademacher (both make sliced SM an unbiased estimate of implicit SM)."""
+    checks.batch("x", x)
+    checks.rng("rng", rng)
+    n_projections = checks.count("n_projections", n_projections)
+    checks.option("kind", kind, ("gaussian", "rademacher"))
     shape = (n_projections * x.shape[0],) + x.shape[1:]
     if kind == "gaussian":
         return rng.normal(shape, dtype=x.dtype)
-    if kind == "rademacher":
-        return rng.rademacher(shape, dtype=x.dtype)
-    raise ValueError(f"kind: unknown projection distribution {kind!r}; 'gaussian' or 'rademacher'")
+    return rng.rademacher(shape, dtype=x.dtype)
 
 
 def sliced_sm(score, x, rng, n_projections=1, variance_reduction=False, kind="gaussian"):
-    """Sliced score matching (Song et al. 2019, eq. 7; seed 003):
-    E_v E_x [v^T (ds/dx) v + 0.5 (v^T s)^2], Hutchinson's estimate of implicit SM.
+    """J_S = E_v E_x [vᵀ ∇s(x) v + ½ (vᵀ s(x))²] (Song et al. 2019 eq. 7), Hutchinson's estimate
+    of implicit SM.
 
-    v^T J v comes from one backward pass: the VJP of s with cotangent v, dotted with v; all
-    projections go through one forward/backward on the batch replicated ``n_projections``
-    times. ``variance_reduction=True`` (SSM-VR, eq. 8) replaces 0.5 (v^T s)^2 by its mean over
-    v, 0.5 ||s||^2. The reference code normalises v to the unit sphere in its non-VR loss,
-    which divides the loss by D; here E[v v^T] = I, so the expectation equals implicit SM.
+    vᵀ J v comes from one backward pass: the VJP of s with cotangent v, dotted with v; all
+    projections go through one forward and backward pass on the batch replicated
+    ``n_projections`` times. ``variance_reduction=True`` (SSM-VR, eq. 8) replaces ½ (vᵀ s)² by
+    its mean over v, ½ ||s||². The reference code normalises v to the unit sphere in its non-VR
+    loss, which divides the loss by D; here E[v vᵀ] = I, so the expectation equals implicit SM.
     """
-    check_batch(x)
-    if n_projections < 1:
-        raise ValueError(f"n_projections: must be >= 1, got {n_projections}")
+    checks.flag("variance_reduction", variance_reduction)
     v = projections(x, rng, n_projections, kind)
     xs = anp.concatenate([x] * n_projections, axis=0) if n_projections > 1 else x
-    vjp, s = make_vjp(score)(xs)
-    jacobian_term = _sum_per_example(vjp(v) * v)
-    norm_term = _sum_per_example(s ** 2) if variance_reduction else _sum_per_example(s * v) ** 2
-    return _batch_mean(jacobian_term + 0.5 * norm_term)
+    vjp, s = make_vjp(checks.like_x("score", score))(xs)
+    jacobian_term = ops.sum_per_example(vjp(v) * v)
+    if variance_reduction:
+        norm_term = ops.sum_per_example(s ** 2)
+    else:
+        norm_term = ops.sum_per_example(s * v) ** 2
+    return ops.mean(jacobian_term + 0.5 * norm_term, axis=0, keepdims=False)
 
 
 def dsm(score, x, sigma, rng):
-    """Denoising score matching at one noise level (Vincent 2011 eq. 8; 004 §3; DESIGN.md §3):
-    0.5 E ||s(x~) + (x~ - x) / sigma^2||^2 with x~ = x + sigma z, i.e. (x~ - x)/sigma^2 = z/sigma.
+    """J_σ = ½ E ||s(x̃) + (x̃ - x)/σ²||² with x̃ = x + σ z (Vincent 2011 eq. 8), so that
+    (x̃ - x)/σ² = z/σ.
+
+    σ must leave the loss's scale, D/σ² per example summed over the batch, inside x's float
+    range (σ > ~1e-17 in float32, ~1e-152 in float64): a smaller σ is refused, not turned into inf.
     """
-    check_batch(x)
-    _check_sigma(sigma)
+    checks.batch("x", x)
+    sigma = _dsm_sigma(sigma, x)
+    checks.rng("rng", rng)
     z = rng.normal(x.shape, dtype=x.dtype)
-    residual = score(x + sigma * z) + z / sigma
+    residual = checks.like_x("score", score)(x + sigma * z) + z / sigma
     return half_mean_squared_norm(residual)
 
 
-def multiscale_dsm(score, x, sigmas, rng):
-    """NCSN's loss (004 §5.1; Song & Ermon 2019 eq. 6): mean_i lambda(sigma_i) DSM_{sigma_i} with
-    lambda(sigma) = sigma^2, one sigma index drawn uniformly per example.
+def _dsm_sigma(sigma, x):
+    """A positive σ for which the sum of ||z/σ||² over the batch (about x.size/σ², with room for
+    the tail of z², here 100 per entry) stays finite in x's dtype."""
+    sigma = checks.positive("sigma", sigma)
+    largest = float(backend.xp.finfo(x.dtype).max)
+    smallest = math.sqrt(100 * x.size / largest)
+    if sigma < smallest:
+        raise ValueError(f"sigma: {sigma:g} is too small for {x.dtype} data of shape "
+                         f"{tuple(x.shape)}: 1/sigma² overflows the loss (largest {x.dtype} is "
+                         f"{largest:.3g}); expected sigma >= {smallest:.3g}")
+    return sigma
 
-    score(x~, sigma) takes per-example sigma of shape (N,). With lambda = sigma^2,
-    sigma^2 ||s + z/sigma||^2 = ||sigma s + z||^2: the per-level loss stays O(1) when
-    s ~ 1/sigma (NCSN's reason for the weight; ermongroup/ncsn#9).
+
+def multiscale_dsm(score, x, sigmas, rng):
+    """NCSN's loss L = mean_i λ(σ_i) J_σi with λ(σ) = σ² (Song & Ermon 2019 eq. 6), the level
+    index i drawn uniformly from {1, ..., L} once per example.
+
+    score(x̃, sigma) takes the per-example σ of shape (N,). With λ = σ²,
+    σ² ||s + z/σ||² = ||σ s + z||²: the per-level loss stays O(1) when s ~ 1/σ, NCSN's reason for
+    the weight (docs/theory.md, on NCSN).
     """
-    check_batch(x)
-    sigmas = backend.asarray(sigmas, dtype=x.dtype)
-    check_sigmas(sigmas)
+    checks.batch("x", x)
+    if backend.is_array(sigmas):
+        sigmas = sigmas.astype(x.dtype)  # checked after the cast: rounding can merge two levels
+    checks.sigmas("sigmas", sigmas)
+    checks.rng("rng", rng)
     sigma = sigmas[rng.integers(0, sigmas.shape[0], (x.shape[0],))]
-    sigma_b = anp.reshape(sigma, (-1,) + (1,) * (x.ndim - 1))
+    sigma_b = ops.per_example(sigma, x.ndim)
     z = rng.normal(x.shape, dtype=x.dtype)
-    residual = sigma_b * score(x + sigma_b * z, sigma) + z
+    residual = sigma_b * checks.like_x("score", score)(x + sigma_b * z, sigma) + z
     return half_mean_squared_norm(residual)
 
 
 # ------------------------------------------------------------ continuous-time DSM over an SDE
-from . import checks, ops  # noqa: E402  (this block's own imports, kept with it)
-
-
 def _diffuse(sde, x, rng):
     """t ~ U[t_min, 1] per example, z ~ N(0, I) and x_t = alpha_t x + sigma_t z: one draw of the
     forward SDE's perturbation kernel. Returns t (N,), x_t, z and sigma_t broadcast against x."""
@@ -218,3 +208,22 @@ def ddpm_simple(eps_model, sde, x, rng):
     eps_model = checks.like_x("eps_model", eps_model)
     t, x_t, z, _ = _diffuse(sde, x, rng)
     return 2 * half_mean_squared_norm(z - eps_model(x_t, t))
+
+
+# ---------------------------------------------------------------- speed
+# The half squared norm every objective ends with, as one primitive: one dot product and one
+# traced node where the definition takes six.
+
+def half_mean_squared_norm_reference(r):
+    """½ E_n ||r_n||² for a batch r (N, ...), written as the definition reads."""
+    return 0.5 * ops.mean(ops.sum_per_example(r ** 2), axis=0, keepdims=False)
+
+
+@primitive
+def half_mean_squared_norm(r):
+    """½ E_n ||r_n||² = <r, r> / 2N (the mean of per-example sums is the total sum over N). Its
+    VJP, g r / N, is differentiable again."""
+    return backend.xp.vdot(r, r) / (2 * r.shape[0])
+
+
+defvjp(half_mean_squared_norm, lambda ans, r: lambda g: g * r / r.shape[0])

@@ -15,6 +15,9 @@ def test_samplers_study_mala_and_hmc_are_unbiased_ula_is_not(tmp_path):
         assert table[name]["cov_bias"] < table["ula"]["cov_bias"]
         assert 0.5 < table[name]["acceptance"] < 1
     assert table["ula"]["mean_bias"] > bound  # ULA's stationary law is not p at ε = 0.25
+    # the same gradient for all three: autograd's, 1 per ULA or MALA transition, 3 per HMC one
+    assert [table[k]["grads_per_step"] for k in ("ula", "mala", "hmc")] == [1, 1, samplers_study.LEAPFROG]
+    assert all(table[k]["ess_per_second"] > 0 for k in table)
     assert (tmp_path / "samplers.png").stat().st_size > 10_000
 
 
