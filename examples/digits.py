@@ -32,15 +32,15 @@ import json
 import os
 import time
 
-import autograd.numpy as anp
 import matplotlib.pyplot as plt
 import numpy as np
 
 import minimalscore as ms
-from minimalscore import checkpoint, models, ncsn, nn, objectives, ops, plot, samplers, schedule, train
+from minimalscore import checkpoint, ncsn, objectives, plot, samplers, schedule, train
 from minimalscore.tree import count_params
 
 from .common import parse_args, print_table, save_metrics
+from .digits_judge import agreement, probabilities, sample_quality, train_classifier
 
 # 8x8 digits, not 16x16 nearest-neighbour copies (--size 16): upsampling adds no information
 # and costs 1.3x a training step and 2.7x the sampling (D = 256 asks for 49 noise levels, not 21).
@@ -67,16 +67,16 @@ def add_flags(parser):
                         help="continue training from OUT/checkpoint.npz; refused if the seed, data or "
                              "model size differ from the run that wrote it")
     commands = parser.add_subparsers(dest="command", title="subcommands (default: train)")
-    for name, what in (("sample", "draw new digits from a trained model and judge them"),
-                       ("inpaint", "complete held-out digits with their lower or right half hidden")):
+    for name, what, count in (
+            ("sample", "draw new digits from a trained model and judge them", "digits to draw"),
+            ("inpaint", "complete held-out digits with their lower or right half hidden",
+             "held-out digits to complete per mask")):
         sub = commands.add_parser(name, help=what, description=f"{what}, from OUT/model.npz of a "
                                   "training run (no retraining)")
         sub.add_argument("--checkpoint", required=True, metavar="DIR",
                          help="the --out folder of a training run (it holds model.npz)")
-        sub.add_argument("--n", type=int, default=None,
-                         help="digits to draw (sample) or to complete per mask (inpaint); default: "
-                              "the training run's")
-        sub.add_argument("--steps", dest="langevin_steps", type=int, default=None,
+        sub.add_argument("--n", type=int, default=None, help=f"{count} (default: the training run's)")
+        sub.add_argument("--steps", dest="langevin_steps", type=int, default=None, metavar="K",
                          help="Langevin steps per noise level (default: the training run's)")
         sub.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="random seed")
         sub.add_argument("--out", default=argparse.SUPPRESS, help="folder for the figures and metrics")
@@ -90,78 +90,14 @@ def load(args):
     return split["train"], split["held_out"]
 
 
-# ---------------------------------------------------------------- the judge: a small classifier
-def classifier_logits(params, x):
-    """A one-hidden-layer MLP on the flattened pixels (64 -> 128 -> 10, ELU)."""
-    return models.mlp(params, anp.reshape(x, (x.shape[0], -1)), activation=nn.elu)
-
-
-def classifier_loss(params, x, labels, rng, outlier_weight=0.5):
-    """Cross-entropy on the digits, plus outlier exposure (Hendrycks et al. 2019): cross-entropy
-    to the uniform distribution on as many U[0, 1] noise images. Without it the MLP calls noise a
-    digit with 93% confidence, and confidence could not tell a sample from noise."""
-    logits = classifier_logits(params, x)
-    picked = anp.sum(logits * ms.backend.xp.eye(10, dtype=logits.dtype)[labels], axis=1)
-    noise_logits = classifier_logits(params, rng.uniform(0.0, 1.0, x.shape))
-    outliers = ops.logsumexp(noise_logits, axis=1) - ops.mean(noise_logits, axis=1, keepdims=False)
-    batch_mean = lambda a: ops.mean(a, axis=0, keepdims=False)
-    return batch_mean(ops.logsumexp(logits, axis=1) - picked) + outlier_weight * batch_mean(outliers)
-
-
-def train_classifier(x, y, rng, steps=600):
-    """Adam on :func:`classifier_loss`; the label rides along as the last column so that the
-    mini-batches keep image and label together."""
-    xp = ms.backend.xp
-    flat = x.reshape(x.shape[0], -1)
-    paired = xp.concatenate([flat, y[:, None].astype(flat.dtype)], axis=1)
-    loss = lambda p, b, r: classifier_loss(p, b[:, :-1], b[:, -1].astype(xp.int64), r)
-    params = models.mlp_init(rng, [flat.shape[1], 128, 10])
-    params, _ = train.fit(loss, params, paired, steps, 128, rng, lr=3e-3, progress=False)
-    return params
-
-
-def probabilities(params, x):
-    logits = classifier_logits(params, x)
-    e = ms.backend.xp.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-# ---------------------------------------------------------------- measuring samples
-def nearest_distances(a, b, exclude_self=False):
-    """Euclidean distance from each row of a to its nearest row of b (itself excluded if a is b)."""
-    xp = ms.backend.xp
-    d2 = ops.sq_distances(a.astype(xp.float64), b.astype(xp.float64))
-    if exclude_self:
-        d2 = d2 + xp.diag(xp.full(a.shape[0], xp.inf))
-    return xp.sqrt(d2.min(axis=1))
-
-
-def sample_quality(clf, images, x_train):
-    """Mean classifier confidence, counts of the predicted classes, and the median distance to
-    the nearest training image over the median nearest-neighbour distance among training
-    images (about 1 for new digits as typical as the data, near 0 for copies of it)."""
-    xp = ms.backend.xp
-    p = probabilities(clf, images)
-    typical = float(xp.median(nearest_distances(x_train, x_train, exclude_self=True)))
-    counts = [int(c) for c in xp.bincount(p.argmax(axis=1), minlength=10)]
-    return {"confidence": float(p.max(axis=1).mean()), "class_counts": counts,
-            "classes_present": sum(c > 0 for c in counts),
-            "nn_distance_ratio": float(xp.median(nearest_distances(images, x_train))) / typical}
-
-
 def masks(shape):
     """mask = 1 where the pixels are kept (samplers.inpaint): the upper half, and the left half."""
     xp = ms.backend.xp
     h, w = shape[-2:]
-    lower, right = xp.zeros(shape, dtype=ms.backend.float_dtype), xp.zeros(shape, dtype=ms.backend.float_dtype)
+    lower, right = (xp.zeros(shape, dtype=ms.backend.float_dtype) for _ in range(2))
     lower[..., :h // 2, :] = 1
     right[..., :, :w // 2] = 1
     return {"lower": lower, "right": right}
-
-
-def agreement(clf, completed, labels):
-    """Share of completions the classifier gives the original digit's label."""
-    return float((probabilities(clf, completed).argmax(axis=1) == labels).mean())
 
 
 # ---------------------------------------------------------------- the score model
@@ -206,8 +142,8 @@ def train_score_model(args, cfg, settings, x_train, clf):
     # MNIST), gamma from the shell-overlap rule, sigma_L = 0.01, eps for T steps per level
     sched = schedule.ncsnv2_schedule(x_train[:5000], cfg["n_steps_each"], SIGMA_MIN)
     sigmas = sched["sigmas"]
-    model = {"sigmas": sigmas, "eps": sched["eps"], "gamma": sched["gamma"], "n_steps_each": cfg["n_steps_each"],
-             "shape": list(x_train.shape[1:]), "inpaint_steps_each": cfg["inpaint_steps_each"],
+    model = {"sigmas": sigmas, "eps": sched["eps"], "gamma": sched["gamma"], "shape": list(x_train.shape[1:]),
+             "n_steps_each": cfg["n_steps_each"], "inpaint_steps_each": cfg["inpaint_steps_each"],
              "n_samples": cfg["n_samples"], "n_inpaint": cfg["n_inpaint"], "judge": clf}
     params = ncsn.init(ms.backend.default_rng(args.seed), len(sigmas), cfg["channels"], x_train.shape[1])
     loss = lambda p, batch, r: objectives.multiscale_dsm(score_fn(p, sigmas), batch, sigmas, r)
@@ -216,17 +152,19 @@ def train_score_model(args, cfg, settings, x_train, clf):
     def preview(step, params, ema):
         started = time.perf_counter()
         grid = sample(dict(model, score_model=ema), 36, ms.backend.default_rng(args.seed + 7))
-        plot.image_grid(grid, f"{args.out}/progress_{step:05d}.png", ncols=6, title=f"EMA samples after {step} steps")
+        plot.image_grid(grid, f"{args.out}/progress_{step:05d}.png", ncols=6,
+                        title=f"EMA samples after {step} steps")
         quality = sample_quality(clf, grid, x_train[:2000])
         append_rows(f"{args.out}/progress.csv", ["step", "confidence", "nn_distance_ratio"],
                     [[step, quality["confidence"], quality["nn_distance_ratio"]]])
         preview_seconds.append(time.perf_counter() - started)
 
     started = time.perf_counter()
-    params, info = train.fit(loss, params, x_train, cfg["steps"], cfg["batch"], ms.backend.default_rng(args.seed),
-                             lr=cfg["lr"], ema_decay=EMA_DECAY, desc="NCSN", checkpoint=f"{args.out}/checkpoint.npz",
-                             checkpoint_every=250, resume=args.resume, callback=preview,
-                             callback_every=cfg["preview_every"], settings=settings)
+    rng = ms.backend.default_rng(args.seed)
+    params, info = train.fit(loss, params, x_train, cfg["steps"], cfg["batch"], rng, lr=cfg["lr"],
+                             ema_decay=EMA_DECAY, desc="NCSN", settings=settings,
+                             checkpoint=f"{args.out}/checkpoint.npz", checkpoint_every=250,
+                             resume=args.resume, callback=preview, callback_every=cfg["preview_every"])
     info["seconds"] = time.perf_counter() - started - sum(preview_seconds)  # training alone
     info["n_params"] = count_params(params)
     model["score_model"] = info["ema"]
@@ -252,7 +190,8 @@ def record_losses(out, losses):
     if os.path.exists(path):
         with open(path) as f:
             last = max((int(row["step"]) for row in csv.DictReader(f)), default=0)
-    append_rows(path, ["step", "loss"], [[step, repr(loss)] for step, loss in enumerate(losses, 1) if step > last])
+    append_rows(path, ["step", "loss"],
+                [[step, repr(loss)] for step, loss in enumerate(losses, 1) if step > last])
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.plot(np.arange(1, len(losses) + 1), losses, lw=0.6, color="0.6", label="each step's batch")
     width = max(1, len(losses) // 40)
@@ -322,7 +261,8 @@ def run(args):
     model, info = train_score_model(args, cfg, settings, x_train, clf)
     record_losses(args.out, info["losses"])
     n_trained = cfg["steps"] - info["start_step"]
-    sessions.append({"from_step": info["start_step"], "to_step": cfg["steps"], "seconds": round(info["seconds"], 1)})
+    sessions.append({"from_step": info["start_step"], "to_step": cfg["steps"],
+                     "seconds": round(info["seconds"], 1)})
 
     started = time.perf_counter()
     samples = sample(model, cfg["n_samples"], ms.backend.default_rng(args.seed + 2), progress=True)
@@ -355,8 +295,9 @@ def run(args):
         "train_seconds": round(info["seconds"], 1), "train_steps": n_trained, "training": sessions,
         "seconds_per_step": round(info["seconds"] / max(n_trained, 1), 4),
         "sample_seconds": round(sample_seconds, 1), "n_samples": int(samples.shape[0]),
-        "n_params": info["n_params"], "n_levels": len(model["sigmas"]), "sigma_max": float(model["sigmas"][0]), "gamma": model["gamma"],
-        "eps": model["eps"], "n_steps_each": cfg["n_steps_each"], "inpaint_steps_each": cfg["inpaint_steps_each"],
+        "n_params": info["n_params"], "n_levels": len(model["sigmas"]),
+        "sigma_max": float(model["sigmas"][0]), "gamma": model["gamma"], "eps": model["eps"],
+        "n_steps_each": cfg["n_steps_each"], "inpaint_steps_each": cfg["inpaint_steps_each"],
         "batch_size": cfg["batch"], "lr": cfg["lr"], "data": args.data, "size": size})
 
 
@@ -379,9 +320,11 @@ def from_checkpoint(args):
         metrics = {"sample_confidence": table["samples"]["confidence"], "n_samples": n, "rows": table}
     else:
         n = min(args.n or model["n_inpaint"], x_test.shape[0])
-        completions, noise_filled = inpaint(model, clf, x_test[:n], y_test[:n], steps or model["inpaint_steps_each"],
+        completions, noise_filled = inpaint(model, clf, x_test[:n], y_test[:n],
+                                            steps or model["inpaint_steps_each"],
                                             ms.backend.default_rng(args.seed + 3), args.out)
-        print(f"\nInpainting {n} held-out digits per mask: agreement {completions} (noise-filled: {noise_filled})")
+        print(f"\nInpainting {n} held-out digits per mask: the judge agrees with the original label on "
+              f"{completions} (the hidden half filled with noise: {noise_filled})")
         metrics = {"inpaint_agreement": sum(completions.values()) / len(completions),
                    "inpaint_agreement_by_mask": completions, "noise_filled": noise_filled}
     with open(f"{args.out}/{args.command}_metrics.json", "w") as f:

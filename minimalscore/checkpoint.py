@@ -242,7 +242,8 @@ def _parse(path, data):
         arrays = {}
         for name, entry in listed.items():
             a = npz[name]
-            if a.dtype.kind not in "biufc" or a.dtype.str != entry["dtype"] or list(a.shape) != entry["shape"]:
+            if (a.dtype.kind not in "biufc" or a.dtype.str != entry["dtype"]
+                    or list(a.shape) != entry["shape"]):
                 raise CheckpointError(f"{path}: {entry['path']}: the header says {entry['dtype']} "
                                       f"{tuple(entry['shape'])}, the array is {a.dtype.str} {a.shape}")
             arrays[name] = backend.asarray(a, dtype=a.dtype)

@@ -48,13 +48,14 @@ def fit(loss_fn, params, x, n_steps, batch_size, rng, lr=1e-3, ema_decay=None,
                      checkpoint_every, resume, callback, callback_every, settings)
     step_fn = value_and_grad(_scalar(loss_fn))
     must_match = dict(settings or {}, backend=backend.name, lr=float(lr), batch_size=batch_size,
-                      ema_decay=ema_decay, model=_shapes(params), rng_at_start=ckpt.fingerprint(rng.get_state())[:16])
+                      ema_decay=ema_decay, model=_shapes(params),
+                      rng_at_start=ckpt.fingerprint(rng.get_state())[:16])
     resuming = bool(resume and os.path.exists(checkpoint))
     if resuming:
         saved, _ = ckpt.load(checkpoint, expect=must_match)
         if n_steps < saved["step"]:
-            raise ckpt.CheckpointError(f"{checkpoint}: n_steps: {n_steps} asked for, but the checkpoint is at "
-                                       f"step {saved['step']} already; ask for n_steps >= {saved['step']}")
+            raise ckpt.CheckpointError(f"{checkpoint}: n_steps: {n_steps} asked for, but the checkpoint is "
+                                       f"at step {saved['step']} already; ask for n_steps >= {saved['step']}")
         params, opt_state, ema = saved["params"], saved["opt_state"], saved["ema"]
         start, cursor, losses = saved["step"], saved["cursor"], list(saved["losses"])
         rng.set_state(saved["rng_state"])
@@ -95,7 +96,8 @@ def fit(loss_fn, params, x, n_steps, batch_size, rng, lr=1e-3, ema_decay=None,
 def _check_arguments(loss_fn, params, x, rng, lr, ema_decay, log_every, checkpoint, checkpoint_every,
                      resume, callback, callback_every, settings):
     if not callable(loss_fn):
-        raise TypeError(f"loss_fn: expected a callable loss_fn(params, batch, rng), got {checks.show(loss_fn)}")
+        raise TypeError("loss_fn: expected a callable loss_fn(params, batch, rng), got "
+                        f"{checks.show(loss_fn)}")
     for where, leaf in ckpt.leaf_paths(params, "params"):
         if not backend.is_array(leaf) or leaf.dtype.kind != "f":
             raise TypeError(f"{where}: expected a tree of floating-point {backend.name} arrays, "
@@ -119,7 +121,8 @@ def _check_arguments(loss_fn, params, x, rng, lr, ema_decay, log_every, checkpoi
     if resume and checkpoint is None:
         raise ValueError("resume: True needs a checkpoint path to resume from, got checkpoint=None")
     if callback is not None and not callable(callback):
-        raise TypeError(f"callback: expected a callable callback(step, params, ema), got {checks.show(callback)}")
+        raise TypeError("callback: expected a callable callback(step, params, ema), got "
+                        f"{checks.show(callback)}")
     if settings is not None and not isinstance(settings, dict):
         raise TypeError(f"settings: expected a dict of JSON values, got {checks.show(settings)}")
 

@@ -28,7 +28,8 @@ SIGMAS = (1.0, 0.3, 0.1)
 def ncsn_mlp_loss(params, batch, rng):
     """Multi-scale DSM: draws sigma indices and noise from rng, so the RNG state matters."""
     sigmas = ms.backend.asarray(SIGMAS)
-    return objectives.multiscale_dsm(lambda y, s: models.noise_conditional_mlp(params, y, s), batch, sigmas, rng)
+    score = lambda y, s: models.noise_conditional_mlp(params, y, s)
+    return objectives.multiscale_dsm(score, batch, sigmas, rng)
 
 
 def run(tmp_path, n_steps, resume=False, name="ckpt.npz", hidden=(16, 16), seed=1, lr=1e-2, settings=None):
@@ -142,18 +143,21 @@ def test_empty_foreign_and_hand_made_files_are_refused_with_the_path(tmp_path):
               "state": {"w": {"__array__": "a0"}},
               "arrays": [{"name": "a0", "path": "state['w']", "shape": [2], "dtype": "<f4"}]}
     with_header = lambda h, a0: reseal(zip_of({"header.json": json.dumps(h), "a0.npy": npy(a0)}))
+    two = np.ones(2, np.float32)
     cases = {
         "empty": (b"", "not a minimalscore checkpoint"),
         "text": (b"step,loss\n1,0.5\n" * 10, "not a minimalscore checkpoint"),
         "pickle": (pickle.dumps({"step": 1}), "not a minimalscore checkpoint"),
         "sealed pickle": (seal(pickle.dumps({"step": 1})), "malformed checkpoint.*pickled Python objects"),
         "sealed npy": (seal(npy(np.ones(3))), r"not a minimalscore checkpoint \(a single .npy array"),
-        "zip without header": (reseal(zip_of({"a0.npy": npy(np.ones(2, np.float32))})), "without header.json"),
-        "another format": (with_header(dict(header, format="other"), np.ones(2, np.float32)), "format 'other'"),
-        "a later version": (with_header(dict(header, version=2), np.ones(2, np.float32)), "format version 2"),
-        "wrong shape": (with_header(header, np.ones(3, np.float32)), r"state\['w'\]: the header says <f4 \(2,\)"),
+        "zip without header": (reseal(zip_of({"a0.npy": npy(two)})), "without header.json"),
+        "another format": (with_header(dict(header, format="other"), two), "format 'other'"),
+        "a later version": (with_header(dict(header, version=2), two), "format version 2"),
+        "wrong shape": (with_header(header, np.ones(3, np.float32)),
+                        r"state\['w'\]: the header says <f4 \(2,\)"),
         "pickled object array": (with_header(dict(header, arrays=[dict(header["arrays"][0], dtype="|O")]),
-                                             np.array([None, {"x": 1}], dtype=object)), "malformed.*pickled Python objects"),
+                                             np.array([None, {"x": 1}], dtype=object)),
+                                 "malformed.*pickled Python objects"),
     }
     for name, (data, message) in cases.items():
         path = str(tmp_path / "x.npz")
@@ -165,7 +169,7 @@ def test_empty_foreign_and_hand_made_files_are_refused_with_the_path(tmp_path):
         with pytest.raises(ckpt.CheckpointError, match=f"^{path}: cannot read"):
             ckpt.load(path)
     ok = tmp_path / "ok.npz"
-    ok.write_bytes(with_header(header, np.ones(2, np.float32)))
+    ok.write_bytes(with_header(header, two))
     assert np.array_equal(ckpt.load(ok)[0]["w"], [1.0, 1.0])  # the hand-made file itself is fine
 
 
@@ -233,7 +237,8 @@ def test_non_finite_step_is_not_applied_and_the_kept_checkpoint_is_finite(tmp_pa
     # checkpoints every 2 steps: step 4 is the last one written; step 5 would have written 6
     x = ms.backend.asarray(np.ones((8, 1)))
     path = str(tmp_path / "nan.npz")
-    what = r"nan and every gradient is finite" if kind == "loss" else r"-0\.5\d* and the gradient of params\['w'\]"
+    what = (r"nan and every gradient is finite" if kind == "loss"
+            else r"-0\.5\d* and the gradient of params\['w'\]")
     with np.errstate(invalid="ignore"), pytest.raises(ms.checks.NonFiniteError, match=(
             rf"^step 5: the loss is {what}.*not applied.*at step 4, is kept in {path}.*lr=0\.1")):
         train.fit(nan_at_half(kind), {"w": ms.backend.asarray([0.0])}, x, 20, 4, ms.backend.default_rng(0),
@@ -270,7 +275,8 @@ def test_resume_with_other_settings_is_refused(tmp_path, change, field):
     path = str(tmp_path / "ckpt.npz")
     with pytest.raises(ckpt.CheckpointError, match=f"^{path}: {field}"):
         run(tmp_path, 12, resume=True, **change)
-    with pytest.raises(ckpt.CheckpointError, match=f"^{path}: n_steps: 6 asked for, but the checkpoint is at step 8"):
+    with pytest.raises(ckpt.CheckpointError, match=f"^{path}: n_steps: 6 asked for, but the checkpoint is at "
+                                                   "step 8"):
         run(tmp_path, 6, resume=True)
     assert ckpt.load(path)[0]["step"] == 8  # refused runs write nothing
 

@@ -75,7 +75,7 @@ def test_the_saved_model_samples_and_inpaints_again_to_the_same_numbers(run, tmp
     assert np.array_equal(np.load(tmp_path / "samples.npy"), np.load(out / "samples.npy"))
     again = digits.main(["--out", str(tmp_path), "inpaint", "--checkpoint", str(out)])
     assert again["inpaint_agreement_by_mask"] == m["inpaint_agreement_by_mask"]
-    assert os.path.exists(tmp_path / "inpaint_metrics.json") and os.path.exists(tmp_path / "inpaint_right.png")
+    assert (tmp_path / "inpaint_metrics.json").exists() and (tmp_path / "inpaint_right.png").exists()
 
 
 @pytest.mark.parametrize("flags, field", [(["--seed", "5"], "seed: 0 in the checkpoint, 5 now"),
@@ -95,7 +95,8 @@ def test_resume_continues_and_appends_to_the_training_record(run, tmp_path):
     resumed_out = tmp_path / "resumed"
     shutil.copytree(out, resumed_out)
     m = digits.main(["--quick", "--out", str(resumed_out), "--resume", "--steps", "160"])
-    assert losses(resumed_out)[:150] == losses(out) and [s for s, _ in losses(resumed_out)[150:]] == list(range(151, 161))
+    record = losses(resumed_out)
+    assert record[:150] == losses(out) and [step for step, _ in record[150:]] == list(range(151, 161))
     assert [(s["from_step"], s["to_step"]) for s in m["training"]] == [(0, 150), (150, 160)]
     assert m["train_steps"] == 10
 

@@ -69,8 +69,8 @@ GOOD = dict(loss_fn=quadratic_loss, n_steps=3, batch_size=4)
     (dict(loss_fn=lambda p, b, r: (b - p["mu"]) ** 2), ValueError, "loss_fn: expected a scalar loss"),
 ])
 def test_fit_refuses_bad_arguments_by_name(change, error, message):
-    arguments = dict(GOOD, params={"mu": ms.backend.asarray([0.0, 0.0])}, x=ms.backend.asarray(np.ones((8, 2))),
-                     rng=ms.backend.default_rng(0), progress=False)
+    arguments = dict(GOOD, params={"mu": ms.backend.asarray([0.0, 0.0])}, rng=ms.backend.default_rng(0),
+                     x=ms.backend.asarray(np.ones((8, 2))), progress=False)
     arguments.update(change)
     with pytest.raises(error, match=f"^{message}"):
         train.fit(**arguments)
