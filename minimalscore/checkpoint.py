@@ -41,7 +41,7 @@ class CheckpointError(ValueError):
     settings that disagree with this run's. The message names the file and the field."""
 
 
-def child(where, key):
+def _child(where, key):
     """The path of ``key`` inside ``where``, as Python would index it: ``params['W'][0]``."""
     return f"{where}[{key!r}]"
 
@@ -49,13 +49,13 @@ def child(where, key):
 def leaf_paths(tree, where):
     """(path, leaf) for every leaf of a tree of dicts / lists / tuples, in tree order."""
     if isinstance(tree, dict):
-        return [p for key in tree for p in leaf_paths(tree[key], child(where, key))]
+        return [p for key in tree for p in leaf_paths(tree[key], _child(where, key))]
     if isinstance(tree, (list, tuple)):
-        return [p for i, item in enumerate(tree) for p in leaf_paths(item, child(where, i))]
+        return [p for i, item in enumerate(tree) for p in leaf_paths(item, _child(where, i))]
     return [(where, tree)]
 
 
-def encode(tree, where="state"):
+def _encode(tree, where="state"):
     """(json_tree, arrays): ``tree`` as JSON-able data with each array replaced by
     {"__array__": name}, and the list of (name, path, host array)."""
     arrays = []
@@ -65,9 +65,9 @@ def encode(tree, where="state"):
             for key in node:
                 if not isinstance(key, str) or key.startswith("__"):
                     raise TypeError(f"{where}: expected string keys not starting with '__', got {key!r}")
-            return {key: walk(value, child(where, key)) for key, value in node.items()}
+            return {key: walk(value, _child(where, key)) for key, value in node.items()}
         if isinstance(node, (list, tuple)):
-            items = [walk(item, child(where, i)) for i, item in enumerate(node)]
+            items = [walk(item, _child(where, i)) for i, item in enumerate(node)]
             return items if isinstance(node, list) else {"__tuple__": items}
         if backend.is_array(node) or isinstance(node, _host.ndarray):
             host = backend.asnumpy(node)
@@ -91,22 +91,22 @@ def encode(tree, where="state"):
     return walk(tree, where), arrays
 
 
-def decode(node, arrays):
-    """The tree :func:`encode` made ``node`` from, its arrays taken from ``arrays`` by name."""
+def _decode(node, arrays):
+    """The tree :func:`_encode` made ``node`` from, its arrays taken from ``arrays`` by name."""
     if isinstance(node, list):
-        return [decode(item, arrays) for item in node]
+        return [_decode(item, arrays) for item in node]
     if isinstance(node, dict):
         if list(node) == ["__array__"]:
             return arrays[node["__array__"]]
         if list(node) == ["__tuple__"]:
-            return tuple(decode(item, arrays) for item in node["__tuple__"])
-        return {key: decode(value, arrays) for key, value in node.items()}
+            return tuple(_decode(item, arrays) for item in node["__tuple__"])
+        return {key: _decode(value, arrays) for key, value in node.items()}
     return node
 
 
 def fingerprint(tree):
     """The SHA-256 of a tree's values (structure, dtypes, shapes and bytes), as hex."""
-    json_tree, arrays = encode(tree)
+    json_tree, arrays = _encode(tree, "tree")
     digest = hashlib.sha256(json.dumps(json_tree).encode())
     for _, _, a in arrays:
         digest.update(f"{a.dtype.str}{a.shape}".encode())
@@ -120,8 +120,8 @@ def save(path, state, settings=None):
     path = _path(path)
     if settings is not None and not isinstance(settings, dict):
         raise TypeError(f"settings: expected a dict, got {checks.show(settings)}")
-    tree, arrays = encode(state)
-    settings_tree, settings_arrays = encode(settings or {}, "settings")
+    tree, arrays = _encode(state)
+    settings_tree, settings_arrays = _encode(settings or {}, "settings")
     if settings_arrays:
         raise TypeError(f"settings: expected plain values, got an array at {settings_arrays[0][1]}")
     header = {"format": FORMAT, "version": VERSION, "backend": backend.name,
@@ -136,7 +136,7 @@ def save(path, state, settings=None):
                 _host.lib.format.write_array(member, a, allow_pickle=False)
         archive.comment = SEAL + b"0" * _DIGITS  # a placeholder of the seal's length
     sealed = buffer.getvalue()[:-_DIGITS]
-    write_atomically(path, sealed + hashlib.sha256(sealed).hexdigest().encode())
+    _write_atomically(path, sealed + hashlib.sha256(sealed).hexdigest().encode())
     return path
 
 
@@ -147,6 +147,8 @@ def load(path, expect=None):
     array against the header. ``expect``: settings this run has (a dict); each must equal the
     saved one (:func:`check_settings`). Any failure is a :class:`CheckpointError` naming the file."""
     path = _path(path)
+    if expect is not None and not isinstance(expect, dict):
+        raise TypeError(f"expect: expected a dict of settings, got {checks.show(expect)}")
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -159,15 +161,15 @@ def load(path, expect=None):
         raise CheckpointError(f"{path}: corrupt: its bytes do not match the SHA-256 it was written with")
     try:
         header, arrays = _parse(path, data)
-        state = decode(header["state"], arrays)
+        state = _decode(header["state"], arrays)
+        if expect is not None:
+            check_settings(path, header["settings"], expect)
     except CheckpointError:
         raise
     except Exception as err:  # a sealed but malformed file (written by hand): whatever fails, say so
         reason = ("it holds pickled Python objects, which a checkpoint never does, and unpickling "
                   "could run code" if "pickle" in str(err) else f"{type(err).__name__}: {err}")
         raise CheckpointError(f"{path}: malformed checkpoint ({reason})") from err
-    if expect is not None:
-        check_settings(path, header["settings"], expect)
     return state, header["settings"]
 
 
@@ -176,11 +178,13 @@ def check_settings(path, saved, expect):
     ``saved`` settings (for a dict-valued field, the first differing key within it)."""
     if not isinstance(expect, dict):
         raise TypeError(f"expect: expected a dict of settings, got {checks.show(expect)}")
+    if not isinstance(saved, dict):
+        raise TypeError(f"saved: expected a dict of settings, got {checks.show(saved)}")
     for field, value in expect.items():
-        now = json.loads(json.dumps(encode(value, field)[0]))  # as stored: tuples become lists
+        now = json.loads(json.dumps(_encode(value, field)[0]))  # as stored: tuples become lists
         was = saved.get(field, "(not recorded)")
         if isinstance(was, dict) and isinstance(now, dict):
-            pairs = [(child(field, key), was.get(key, "(absent)"), now.get(key, "(absent)"))
+            pairs = [(_child(field, key), was.get(key, "(absent)"), now.get(key, "(absent)"))
                      for key in dict.fromkeys([*was, *now])]
         else:
             pairs = [(field, was, now)]
@@ -191,7 +195,7 @@ def check_settings(path, saved, expect):
                                       "with (start a new run to change them)")
 
 
-def write_atomically(path, data):
+def _write_atomically(path, data):
     """Write the bytes ``data`` to ``path`` through a temporary file beside it (module docstring),
     first removing the temporary files that earlier, killed writes of ``path`` left."""
     folder, name = os.path.split(os.path.abspath(path))

@@ -138,6 +138,19 @@ def npy(array):
     return out.getvalue()
 
 
+UNPICKLED = []
+
+
+def mark_unpickled():
+    UNPICKLED.append(True)
+
+
+class Payload:
+    """Unpickling it runs mark_unpickled: what a malicious pickle inside a file could do."""
+    def __reduce__(self):
+        return mark_unpickled, ()
+
+
 def test_empty_foreign_and_hand_made_files_are_refused_with_the_path(tmp_path):
     header = {"format": ckpt.FORMAT, "version": ckpt.VERSION, "backend": "numpy", "settings": {},
               "state": {"w": {"__array__": "a0"}},
@@ -156,7 +169,7 @@ def test_empty_foreign_and_hand_made_files_are_refused_with_the_path(tmp_path):
         "wrong shape": (with_header(header, np.ones(3, np.float32)),
                         r"state\['w'\]: the header says <f4 \(2,\)"),
         "pickled object array": (with_header(dict(header, arrays=[dict(header["arrays"][0], dtype="|O")]),
-                                             np.array([None, {"x": 1}], dtype=object)),
+                                             np.array([Payload(), None], dtype=object)),
                                  "malformed.*pickled Python objects"),
     }
     for name, (data, message) in cases.items():
@@ -165,6 +178,7 @@ def test_empty_foreign_and_hand_made_files_are_refused_with_the_path(tmp_path):
             f.write(data)
         with pytest.raises(ckpt.CheckpointError, match=f"^{re.escape(path)}: .*{message}"):
             ckpt.load(path)
+    assert UNPICKLED == []  # nothing in any of these files ran
     for path in (str(tmp_path / "missing.npz"), str(tmp_path)):
         with pytest.raises(ckpt.CheckpointError, match=f"^{path}: cannot read"):
             ckpt.load(path)
