@@ -49,7 +49,7 @@ from .digits_judge import agreement, probabilities, sample_quality, train_classi
 FULL = dict(steps=1600, batch=64, lr=2e-3, channels=16, n_steps_each=20, inpaint_steps_each=60,
             n_samples=500, n_inpaint=100, preview_every=400)
 QUICK = dict(steps=150, batch=64, lr=2e-3, channels=8, n_steps_each=5, inpaint_steps_each=10,
-             n_samples=150, n_inpaint=60, preview_every=0)
+             n_samples=150, n_inpaint=60, preview_every=75)
 SIGMA_MIN, EMA_DECAY = 0.01, 0.999
 
 
@@ -184,7 +184,8 @@ def append_rows(path, header, rows):
 
 def record_losses(out, losses):
     """Append to OUT/loss.csv the steps it does not hold yet (a resumed run recomputes the steps
-    after its checkpoint bit-identically, so rows already there stay), then draw OUT/loss.png."""
+    after its checkpoint bit-identically, so rows already there stay), then draw OUT/loss.png:
+    the loss, and the judge's confidence on the preview samples (OUT/progress.csv)."""
     path = f"{out}/loss.csv"
     last = 0
     if os.path.exists(path):
@@ -192,7 +193,7 @@ def record_losses(out, losses):
             last = max((int(row["step"]) for row in csv.DictReader(f)), default=0)
     append_rows(path, ["step", "loss"],
                 [[step, repr(loss)] for step, loss in enumerate(losses, 1) if step > last])
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(np.arange(1, len(losses) + 1), losses, lw=0.6, color="0.6", label="each step's batch")
     width = max(1, len(losses) // 40)
     smooth = np.convolve(losses, np.ones(width) / width, mode="valid")
@@ -200,7 +201,15 @@ def record_losses(out, losses):
     ax.set(xlabel="training step", ylabel="multi-scale DSM loss", yscale="log",
            title="NCSN-lite training loss (the objective weighted by sigma^2, summed over pixels)")
     ax.title.set_fontsize(9)
-    ax.legend(fontsize=8)
+    lines = ax.get_lines()
+    if os.path.exists(f"{out}/progress.csv"):
+        with open(f"{out}/progress.csv") as f:
+            rows = [(int(row["step"]), float(row["confidence"])) for row in csv.DictReader(f)]
+        judge = ax.twinx()
+        lines += judge.plot(*zip(*rows), "o-", color="C3", label="the judge's confidence on preview samples")
+        judge.set(ylabel="judge's confidence", ylim=(0, 1))
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=7, ncol=3, loc="upper center",
+              bbox_to_anchor=(0.5, -0.2))
     fig.tight_layout()
     fig.savefig(f"{out}/loss.png", dpi=110)
     plt.close(fig)

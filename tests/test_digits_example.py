@@ -41,7 +41,12 @@ def test_outputs_exist_and_match_the_documented_keys(run):
     assert [step for step, _ in losses(out)] == list(range(1, 151))
     assert sorted(os.listdir(out)) == sorted(
         ["checkpoint.npz", "model.npz", "loss.csv", "loss.png", "metrics.json", "samples.npy", "samples.png",
-         "inpaint_lower.png", "inpaint_right.png"])  # no temporary file left
+         "inpaint_lower.png", "inpaint_right.png", "progress.csv", "progress_00075.png",
+         "progress_00150.png"])  # and no temporary file left
+    with open(os.path.join(out, "progress.csv")) as f:
+        progress = list(csv.DictReader(f))
+    assert [row["step"] for row in progress] == ["75", "150"]
+    assert all(0.1 < float(row["confidence"]) <= 1 for row in progress)
 
 
 def test_the_judge_is_trustworthy(run):
