@@ -52,9 +52,16 @@ QUICK = dict(steps=150, batch=64, lr=2e-3, channels=8, n_steps_each=5, inpaint_s
 SIGMA_MIN, EMA_DECAY = 0.01, 0.999
 
 
+def positive_int(text):
+    """argparse's type for a count: an integer >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
 def add_flags(parser):
     parser.description, parser.formatter_class = __doc__, argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--steps", type=int, default=None,
+    parser.add_argument("--steps", type=positive_int, default=None,
                         help=f"training steps (default {FULL['steps']}; {QUICK['steps']} with --quick)")
     parser.add_argument("--data", choices=["digits", "mnist"], default="digits",
                         help="scikit-learn's 8x8 digits (no download) or MNIST IDX files in --data-dir")
@@ -74,8 +81,8 @@ def add_flags(parser):
                                   "training run (no retraining)")
         sub.add_argument("--checkpoint", required=True, metavar="DIR",
                          help="the --out folder of a training run (it holds model.npz)")
-        sub.add_argument("--n", type=int, default=None, help=f"{count} (default: the training run's)")
-        sub.add_argument("--steps", dest="langevin_steps", type=int, default=None, metavar="K",
+        sub.add_argument("--n", type=positive_int, default=None, help=f"{count} (default: the training run's)")
+        sub.add_argument("--steps", dest="langevin_steps", type=positive_int, default=None, metavar="K",
                          help="Langevin steps per noise level (default: the training run's)")
         sub.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="random seed")
         sub.add_argument("--out", default=argparse.SUPPRESS, help="folder for the figures and metrics")

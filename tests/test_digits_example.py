@@ -106,6 +106,19 @@ def test_resume_continues_and_appends_to_the_training_record(run, tmp_path):
     assert m["train_steps"] == 10
 
 
+@pytest.mark.parametrize("argv", [["--steps", "0"], ["sample", "--checkpoint", ".", "--n", "-3"],
+                                  ["inpaint", "--checkpoint", ".", "--steps", "2.5"]])
+def test_counts_on_the_command_line_are_checked(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        digits.main(argv)
+    assert exit_info.value.code == 2 and "expected a positive integer" in capsys.readouterr().err
+
+
+def test_a_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match=f"{tmp_path}/model.npz: cannot read the checkpoint"):
+        digits.main(["sample", "--checkpoint", str(tmp_path), "--out", str(tmp_path)])
+
+
 def test_help_is_complete_on_its_own(capsys):
     for argv in (["--help"], ["sample", "--help"], ["inpaint", "--help"]):
         with pytest.raises(SystemExit) as exit_info:
