@@ -73,31 +73,6 @@ def test_ema_update():
     assert np.isclose(ema["w"][0], 1 - 0.5 ** 3)
 
 
-def quadratic_loss(params, batch, rng):
-    return anp.mean((batch - params["mu"]) ** 2)
-
-
-def test_fit_is_reproducible_and_learns():
-    x = ms.backend.default_rng(0).normal((512, 2)) + 3.0
-    runs = [train.fit(quadratic_loss, {"mu": ms.backend.asarray([0.0, 0.0])}, x, 400, 64,
-                      ms.backend.default_rng(1), lr=0.05, ema_decay=0.9, progress=False) for _ in range(2)]
-    (params, info), (params2, _) = runs
-    assert np.array_equal(params["mu"], params2["mu"])
-    assert np.allclose(params["mu"], 3.0, atol=0.15)  # batch means of 64 points: se ~ 0.13/coord
-    assert info["losses"][-1] < info["losses"][0] / 4
-    assert np.allclose(info["ema"]["mu"], 3.0, atol=0.15)
-
-
-def test_fit_stops_on_non_finite_loss():
-    x = ms.backend.asarray(np.ones((8, 1)))
-    exploding = lambda p, batch, rng: anp.sum(p["w"] * batch) / 0.0 * 0.0  # NaN from the first step
-    with pytest.raises(train.NonFiniteLossError, match="step 0"):
-        train.fit(exploding, {"w": ms.backend.asarray([1.0])}, x, 5, 4, ms.backend.default_rng(0),
-                  progress=False)
-    with pytest.raises(ValueError, match="n_steps"):
-        train.fit(quadratic_loss, {"mu": x[0]}, x, 0, 4, ms.backend.default_rng(0))
-
-
 def test_swiss_roll_and_batches():
     x = ms.data.swiss_roll(1000)
     assert x.shape == (1000, 2) and x.dtype == np.float32
