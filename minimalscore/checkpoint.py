@@ -33,7 +33,7 @@ from . import backend, checks
 FORMAT, VERSION = "minimalscore checkpoint", 1
 SEAL = b"sha256:"  # the archive comment: SEAL + the 64 hex digits of the digest
 _DIGITS = 64
-_host = backend.numpy  # checkpoints are host files on either backend
+_host = backend.host  # checkpoints are host files on either backend
 
 
 class CheckpointError(ValueError):
