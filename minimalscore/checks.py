@@ -166,3 +166,63 @@ def like_x(name, fn):
 def per_example(name, fn):
     """:func:`returns` for a callable with one value per example (a log-density): (N,)."""
     return returns(name, fn, lambda x: (getval(x).shape[0],), "one value per example")
+
+
+def array(name, value, ndim=None):
+    """An array of the active backend (possibly traced), of ``ndim`` axes when given; its values
+    are not read (no host transfer), so layers deep inside a network can afford it."""
+    raw = getval(value)
+    if not backend.is_array(raw):
+        raise TypeError(f"{name}: expected a {backend.name} array, got {show(raw)}")
+    if ndim is not None and raw.ndim != ndim:
+        raise ValueError(f"{name}: expected an array with {ndim} axes, got shape {tuple(raw.shape)}")
+    return value
+
+
+def rng(name, value):
+    """A :class:`backend.RNG` of the active backend (``backend.default_rng(seed)``)."""
+    if not isinstance(value, backend.RNG):
+        raise TypeError(f"{name}: expected minimalscore.backend.default_rng(seed), got {show(value)}")
+    if value.backend != backend.name:
+        raise ValueError(f"{name}: made on the {value.backend} backend, but {backend.name} is active")
+    return value
+
+
+def _leaves_with_paths(tree, path=""):
+    if isinstance(tree, dict):
+        for key in tree:
+            yield from _leaves_with_paths(tree[key], f"{path}.{key}" if path else str(key))
+    elif isinstance(tree, (list, tuple)):
+        for i, leaf in enumerate(tree):
+            yield from _leaves_with_paths(leaf, f"{path}[{i}]")
+    else:
+        yield path, tree
+
+
+def finite_tree(name, tree, advice):
+    """NonFiniteError naming the first non-finite leaf of a parameter tree by its path
+    (``layers[0].W``), unless every leaf is finite. One host read when all are: the leaves'
+    sums are added on the device (a NaN or inf anywhere makes the total non-finite)."""
+    leaves = list(_leaves_with_paths(tree))
+    total = sum(backend.xp.sum(getval(leaf)) for _, leaf in leaves)
+    if is_finite(total):
+        return tree
+    for path, leaf in leaves:
+        if not is_finite(leaf):
+            raise NonFiniteError(f"{name}: {path or 'the value'} is non-finite (NaN or inf); {advice}")
+    return tree  # every leaf finite, only their sum overflowed
+
+
+def sigma_per_example(name, sigma, x):
+    """One positive, finite noise level per example of the batch x: an array of shape (N,)."""
+    raw = getval(sigma)
+    n = getval(x).shape[0]
+    if not backend.is_array(raw) or raw.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating {backend.name} array of shape ({n},), one "
+                        f"noise level per example, got {show(raw)}")
+    if raw.shape != (n,):
+        raise ValueError(f"{name}: expected shape ({n},), one noise level per example, got "
+                         f"{tuple(raw.shape)}")
+    if not bool(((raw > 0) & (raw < math.inf)).all()):  # one host read; NaN fails both
+        raise ValueError(f"{name}: expected positive finite noise levels")
+    return sigma
