@@ -199,18 +199,30 @@ def _leaves_with_paths(tree, path=""):
         yield path, tree
 
 
-def finite_tree(name, tree, advice):
-    """NonFiniteError naming the first non-finite leaf of a parameter tree by its path
-    (``layers[0].W``), unless every leaf is finite. One host read when all are: the leaves'
-    sums are added on the device (a NaN or inf anywhere makes the total non-finite)."""
+def finite_tree(name, tree, advice, like=None):
+    """A parameter tree of floating arrays, all finite: otherwise a NonFiniteError naming its first
+    non-finite leaf by its path (``layers[0].W``). With ``like``, the tree must also have like's
+    paths and shapes (a ValueError otherwise). One host read when all is well: the leaves'
+    squared norms (one BLAS dot each) are added on the device, and a NaN or inf anywhere makes
+    the total non-finite."""
     leaves = list(_leaves_with_paths(tree))
-    total = sum(backend.xp.sum(getval(leaf)) for _, leaf in leaves)
-    if is_finite(total):
+    for path, leaf in leaves:  # duck-typed: autograd returns a 0-d parameter's gradient as a scalar
+        if getattr(getattr(leaf, "dtype", None), "kind", None) != "f" or not hasattr(leaf, "shape"):
+            raise TypeError(f"{name}: expected a tree (dicts / lists) of floating {backend.name} "
+                            f"arrays, found {path or 'a leaf'} = {show(leaf)}")
+    if like is not None:
+        got = [(path, tuple(leaf.shape)) for path, leaf in leaves]
+        want = [(path, tuple(getattr(leaf, "shape", ()))) for path, leaf in _leaves_with_paths(like)]
+        if got != want:
+            first = next((g, w) for g, w in zip(got + [None] * len(want), want + [None] * len(got)) if g != w)
+            raise ValueError(f"{name}: expected the parameters' tree structure and shapes; first "
+                             f"difference: {first[0]} where the parameters have {first[1]}")
+    if math.isfinite(float(sum(backend.xp.vdot(leaf, leaf) for _, leaf in leaves))):
         return tree
     for path, leaf in leaves:
         if not is_finite(leaf):
             raise NonFiniteError(f"{name}: {path or 'the value'} is non-finite (NaN or inf); {advice}")
-    return tree  # every leaf finite, only their sum overflowed
+    return tree  # every leaf finite, only their squared norms overflowed
 
 
 def sigma_per_example(name, sigma, x):

@@ -13,7 +13,7 @@ arrays); its state is a plain dict, so it checkpoints like the parameters.
 import math
 
 from . import backend, checks
-from .tree import tree_leaves, tree_map
+from .tree import tree_map
 
 
 def moving_average(average, x, decay):
@@ -27,7 +27,7 @@ def moving_average(average, x, decay):
 
 def adam_init(params):
     """Adam's state: first and second moment estimates m, v (zeros) and the step count t."""
-    _check_tree("params", params)
+    checks.finite_tree("params", params, "Adam starts from finite parameters")
     zeros = lambda tree: tree_map(backend.xp.zeros_like, tree)
     return {"m": zeros(params), "v": zeros(params), "t": 0}
 
@@ -49,9 +49,10 @@ def adam_update(params, grads, state, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
     b1 = checks.in_interval("b1", b1, 0, 1, closed=(True, False))
     b2 = checks.in_interval("b2", b2, 0, 1, closed=(True, False))
     eps = checks.positive("eps", eps)
-    _check_state(state, params)
-    _check_tree("grads", grads, like=params)
-    checks.finite_tree("grads", grads, f"the step is not applied (lr = {lr})")
+    if not isinstance(state, dict) or set(state) != {"m", "v", "t"}:
+        raise TypeError(f"state: expected adam_init's dict with m, v and t, got {checks.show(state)}")
+    checks.count("state['t']", state["t"], minimum=0)
+    checks.finite_tree("grads", grads, f"the step is not applied (lr = {lr})", like=params)
     t = state["t"] + 1
     m = tree_map(lambda m, g: moving_average(m, g, b1), state["m"], grads)
     v = tree_map(lambda v, g: moving_average(v, g * g, b2), state["v"], grads)
@@ -75,32 +76,5 @@ def ema_update(ema, params, decay=0.999):
     """Exponential moving average of parameters (NCSNv2 samples with decay 0.999):
     ema <- decay * ema + (1 - decay) * params. Start from a copy of the parameters."""
     decay = checks.in_interval("decay", decay, 0, 1)
-    _check_tree("ema", ema, like=params)
+    checks.finite_tree("params", params, "the average is not updated", like=ema)
     return tree_map(lambda e, p: moving_average(e, p, decay), ema, params)
-
-
-def _check_tree(name, tree, like=None):
-    """A parameter tree of backend arrays; with ``like``, of the same structure and shapes."""
-    leaves = tree_leaves(tree)
-    for leaf in leaves:  # duck-typed: autograd returns a 0-d parameter's gradient as a scalar
-        if getattr(getattr(leaf, "dtype", None), "kind", None) != "f" or not hasattr(leaf, "shape"):
-            raise TypeError(f"{name}: expected a tree (dicts / lists) of floating {backend.name} "
-                            f"arrays, found a leaf {checks.show(leaf)}")
-    if like is not None:
-        shapes, wanted = [a.shape for a in leaves], [a.shape for a in tree_leaves(like)]
-        if shapes != wanted or _structure(tree) != _structure(like):
-            raise ValueError(f"{name}: expected the parameters' tree structure and shapes, got "
-                             f"{len(shapes)} arrays of shapes {shapes[:4]}{'...' if len(shapes) > 4 else ''}")
-
-
-def _structure(tree):
-    """The tree with its leaves blanked: equal for trees of the same keys and nesting."""
-    return tree_map(lambda leaf: None, tree)
-
-
-def _check_state(state, params):
-    if not isinstance(state, dict) or set(state) != {"m", "v", "t"}:
-        raise TypeError(f"state: expected adam_init's dict with m, v and t, got {checks.show(state)}")
-    checks.count("state['t']", state["t"], minimum=0)
-    _check_tree("state['m']", state["m"], like=params)
-    _check_tree("state['v']", state["v"], like=params)
