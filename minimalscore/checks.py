@@ -228,10 +228,10 @@ def finite_tree(name, tree, advice, like=None):
 def sigma_per_example(name, sigma, x):
     """One positive, finite noise level per example of the batch x: an array of shape (N,)."""
     raw = getval(sigma)
-    n = getval(x).shape[0]
     if not backend.is_array(raw) or raw.dtype.kind != "f":
-        raise TypeError(f"{name}: expected a floating {backend.name} array of shape ({n},), one "
+        raise TypeError(f"{name}: expected a floating {backend.name} array of shape (N,), one "
                         f"noise level per example, got {show(raw)}")
+    n = getval(x).shape[0]
     if raw.shape != (n,):
         raise ValueError(f"{name}: expected shape ({n},), one noise level per example, got "
                          f"{tuple(raw.shape)}")

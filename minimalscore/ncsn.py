@@ -48,8 +48,9 @@ def level_weights(sigma, sigmas):
     outside [sigma_L, sigma_1] is clamped to the nearer end (the net was trained on no other).
     Interpolation in log sigma because the schedule is geometric: its levels are evenly spaced
     there. It needs no retraining and keeps the trained per-level layers."""
+    checks.sigma_per_example("sigma", sigma, sigma)  # (N,), positive, finite
     xp = backend.xp
-    log_grid = xp.log(xp.asarray(getval(sigmas), dtype=xp.float64))
+    log_grid = xp.log(xp.asarray(checks.sigmas("sigmas", sigmas), dtype=xp.float64))
     n_levels = log_grid.shape[0]
     log_s = xp.clip(xp.log(xp.asarray(getval(sigma), dtype=xp.float64)), log_grid[-1], log_grid[0])
     if n_levels == 1:
@@ -76,11 +77,18 @@ def cond_norm(params, x, level):
     """CondInstanceNorm++ (Song & Ermon 2019, App. A): instance norm++ with each example's rows
     of gamma, beta, alpha, mixed by the (N, L) ``level_weights`` (a matrix product: its
     gradient is one more product, where fancy indexing would scatter-add row by row)."""
+    try:
+        n_levels = params["gamma"].shape[0]
+    except (TypeError, KeyError, IndexError, AttributeError):
+        raise TypeError(f"params: expected cond_norm_init's tables, got {checks.show(params)}") from None
+    if checks.array("level", level, ndim=2).shape[1] != n_levels:
+        raise ValueError(f"level: expected (N, L) weights over the {n_levels} levels, "
+                         f"got shape {tuple(getval(level).shape)}")
     return nn.instance_norm_plus_plus(x, anp.matmul(level, params["gamma"]),
                                       anp.matmul(level, params["beta"]), anp.matmul(level, params["alpha"]))
 
 
-def residual_init(rng, n_levels, c_in, c_out):
+def _residual_init(rng, n_levels, c_in, c_out):
     p = {"norm1": cond_norm_init(rng, n_levels, c_in), "conv1": nn.conv2d_init(rng, c_in, c_out),
          "norm2": cond_norm_init(rng, n_levels, c_out), "conv2": nn.conv2d_init(rng, c_out, c_out)}
     if c_in != c_out:
@@ -88,7 +96,7 @@ def residual_init(rng, n_levels, c_in, c_out):
     return p
 
 
-def residual(params, x, level, dilation=1):
+def _residual(params, x, level, dilation=1):
     """Pre-activation residual block (He et al. 2016) with conditional norms and dilated 3x3 convs:
     x + conv(ELU(norm(conv(ELU(norm(x)))))), the skip through a 1x1 conv when widths differ."""
     h = nn.conv2d_layer(params["conv1"], nn.elu(cond_norm(params["norm1"], x, level)), dilation, dilation)
@@ -97,14 +105,14 @@ def residual(params, x, level, dilation=1):
     return skip + h
 
 
-def refine_init(rng, n_levels, c_ins, c_out):
+def _refine_init(rng, n_levels, c_ins, c_out):
     return {"fuse_norms": [cond_norm_init(rng, n_levels, c) for c in c_ins],
             "fuse_convs": [nn.conv2d_init(rng, c, c_out) for c in c_ins],
             "pool_norm": cond_norm_init(rng, n_levels, c_out), "pool_conv": nn.conv2d_init(rng, c_out, c_out),
             "out_norm": cond_norm_init(rng, n_levels, c_out), "out_conv": nn.conv2d_init(rng, c_out, c_out)}
 
 
-def refine(params, xs, level):
+def _refine(params, xs, level):
     """RefineNet block, lite (Lin et al. 2017; NCSN's variant):
 
     multi-resolution fusion  h = sum_j up(conv_j(norm_j(x_j)))   (to the largest input's size)
@@ -128,10 +136,10 @@ def init(rng, n_levels, channels=16, image_channels=1):
     c, c_img = checks.count("channels", channels), checks.count("image_channels", image_channels)
     c2 = 2 * c
     return {"begin": nn.conv2d_init(rng, c_img, c),
-            "res": [residual_init(rng, n_levels, c, c), residual_init(rng, n_levels, c, c2),
-                    residual_init(rng, n_levels, c2, c2), residual_init(rng, n_levels, c2, c2)],
-            "refine": [refine_init(rng, n_levels, [c2], c2), refine_init(rng, n_levels, [c2, c2], c2),
-                       refine_init(rng, n_levels, [c2, c2], c), refine_init(rng, n_levels, [c, c], c)],
+            "res": [_residual_init(rng, n_levels, c, c), _residual_init(rng, n_levels, c, c2),
+                    _residual_init(rng, n_levels, c2, c2), _residual_init(rng, n_levels, c2, c2)],
+            "refine": [_refine_init(rng, n_levels, [c2], c2), _refine_init(rng, n_levels, [c2, c2], c2),
+                       _refine_init(rng, n_levels, [c2, c2], c), _refine_init(rng, n_levels, [c, c], c)],
             "end_norm": cond_norm_init(rng, n_levels, c),
             "end": nn.conv2d_init(rng, c, c_img)}
 
@@ -148,21 +156,21 @@ def apply(params, x, sigma, sigmas):
     checks.sigmas("sigmas", sigmas)
     try:
         n_levels = params["end_norm"]["gamma"].shape[0]
-    except (TypeError, KeyError, IndexError):
+    except (TypeError, KeyError, IndexError, AttributeError):
         raise TypeError(f"params: expected ncsn.init's parameters, got {checks.show(params)}") from None
     if n_levels != len(sigmas):
         raise ValueError(f"sigmas: expected the {n_levels} noise levels params were built for, "
                          f"got {len(sigmas)}")
     level = level_weights(sigma, sigmas)
     h = nn.conv2d_layer(params["begin"], x)
-    r1 = residual(params["res"][0], h, level, DILATIONS[0])
+    r1 = _residual(params["res"][0], h, level, DILATIONS[0])
     r2 = r1 if x.shape[-1] < 16 else nn.mean_pool2(r1)
-    r2 = residual(params["res"][1], r2, level, DILATIONS[1])
-    r3 = residual(params["res"][2], r2, level, DILATIONS[2])
-    r4 = residual(params["res"][3], r3, level, DILATIONS[3])
-    y = refine(params["refine"][0], [r4], level)
-    y = refine(params["refine"][1], [r3, y], level)
-    y = refine(params["refine"][2], [r2, y], level)
-    y = refine(params["refine"][3], [r1, y], level)
+    r2 = _residual(params["res"][1], r2, level, DILATIONS[1])
+    r3 = _residual(params["res"][2], r2, level, DILATIONS[2])
+    r4 = _residual(params["res"][3], r3, level, DILATIONS[3])
+    y = _refine(params["refine"][0], [r4], level)
+    y = _refine(params["refine"][1], [r3, y], level)
+    y = _refine(params["refine"][2], [r2, y], level)
+    y = _refine(params["refine"][3], [r1, y], level)
     out = nn.conv2d_layer(params["end"], nn.elu(cond_norm(params["end_norm"], y, level)))
     return out / ops.per_example(sigma, 4)

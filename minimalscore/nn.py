@@ -62,6 +62,7 @@ def dense_init(rng, fan_in, fan_out):
 
 def dense_reference(params, x, activation=None):
     """y = act(x W + b) on batch-first x (act = None: linear), written plainly."""
+    _check_dense(params, x, activation)
     u = anp.matmul(x, params["W"]) + params["b"]  # not @: CuPy's @ does not defer to autograd
     return u if activation is None else activation(u)
 
@@ -106,6 +107,7 @@ def instance_norm_plus_plus_reference(x, gamma, beta, alpha, eps=fused.NORM_EPS)
     Both standard deviations are population ones (divide by the count), with ``eps`` added to
     each variance (the released code divides v's variance by C - 1; the paper does not say).
     """
+    eps = _check_norm(x, gamma, beta, alpha, eps)
     mu = ops.mean(x, axis=(2, 3))
     s = anp.sqrt(ops.mean((x - mu) ** 2, axis=(2, 3)) + eps)
     means = mu[:, :, 0, 0]
@@ -152,11 +154,7 @@ def dense(params, x, activation=None):
     """y = act(x W + b), as ``dense_reference``; for act = None, softplus or elu it runs as the
     one primitive ``fused.dense``, otherwise (or for a plain dict of traced arrays, which a
     primitive cannot see into) as ``dense_reference``."""
-    _check_layer("params", params, ("W", "b"))
-    checks.array("x", x, ndim=2)
-    if activation is not None and not callable(activation):
-        raise TypeError(f"activation: expected None or a function, got {checks.show(activation)}")
-    if fused.dense_applies(params, activation):
+    if fused.dense_applies(_check_dense(params, x, activation), activation):
         return fused.dense(params, x, activation)
     return dense_reference(params, x, activation)
 
@@ -165,13 +163,28 @@ def instance_norm_plus_plus(x, gamma, beta, alpha, eps=fused.NORM_EPS):
     """z = gamma x_hat + beta + alpha mu_hat, as ``instance_norm_plus_plus_reference``, computed by
     the primitive ``fused.instance_norm_plus_plus``. gamma, beta, alpha must be (N, C), one row
     per example (its VJP returns cotangents of that shape; it does not undo a broadcast)."""
+    eps = _check_norm(x, gamma, beta, alpha, eps)
+    return fused.instance_norm_plus_plus(x, gamma, beta, alpha, eps)
+
+
+# ---------------------------------------------------------------- argument checks (no values read)
+def _check_dense(params, x, activation):
+    _check_layer("params", params, ("W", "b"))
+    checks.array("x", x, ndim=2)
+    if activation is not None and not callable(activation):
+        raise TypeError(f"activation: expected None or a function, got {checks.show(activation)}")
+    return params
+
+
+def _check_norm(x, gamma, beta, alpha, eps):
+    """Instance norm++'s arguments: x (N, C, H, W), three (N, C) tables, eps >= 0 (returned)."""
     checks.array("x", x, ndim=4)
     for name, table in (("gamma", gamma), ("beta", beta), ("alpha", alpha)):
         checks.array(name, table)
         if table.shape != x.shape[:2]:
             raise ValueError(f"{name}: expected shape (N, C) = {tuple(x.shape[:2])}, one row per "
                              f"example, got {tuple(table.shape)}")
-    return fused.instance_norm_plus_plus(x, gamma, beta, alpha, checks.nonnegative("eps", eps))
+    return checks.nonnegative("eps", eps)
 
 
 def _check_layer(name, params, keys):

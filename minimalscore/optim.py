@@ -16,7 +16,7 @@ from . import backend, checks
 from .tree import tree_map
 
 
-def moving_average(average, x, decay):
+def _moving_average(average, x, decay):
     """decay * average + (1 - decay) * x, computed as average + (1 - decay)(x - average) in one
     new array (three passes, no temporaries; the inputs are kept)."""
     new = x - average
@@ -54,8 +54,8 @@ def adam_update(params, grads, state, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
     checks.count("state['t']", state["t"], minimum=0)
     checks.finite_tree("grads", grads, f"the step is not applied (lr = {lr})", like=params)
     t = state["t"] + 1
-    m = tree_map(lambda m, g: moving_average(m, g, b1), state["m"], grads)
-    v = tree_map(lambda v, g: moving_average(v, g * g, b2), state["v"], grads)
+    m = tree_map(lambda m, g: _moving_average(m, g, b1), state["m"], grads)
+    v = tree_map(lambda v, g: _moving_average(v, g * g, b2), state["v"], grads)
     lr_t = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
     eps_t = eps * math.sqrt(1 - b2 ** t)
     params = tree_map(lambda p, m, v: _descend(p, m, v, lr_t, eps_t), params, m, v)
@@ -77,4 +77,4 @@ def ema_update(ema, params, decay=0.999):
     ema <- decay * ema + (1 - decay) * params. Start from a copy of the parameters."""
     decay = checks.in_interval("decay", decay, 0, 1)
     checks.finite_tree("params", params, "the average is not updated", like=ema)
-    return tree_map(lambda e, p: moving_average(e, p, decay), ema, params)
+    return tree_map(lambda e, p: _moving_average(e, p, decay), ema, params)

@@ -181,7 +181,7 @@ def test_flat_grid_conv2d_equals_the_definition_with_gradients(kernel, padding, 
 @pytest.mark.identity
 def test_moving_average_is_the_convex_combination_and_keeps_its_inputs():
     a, x = np.array([1.0, -2.0]), np.array([3.0, 5.0])
-    assert np.allclose(optim.moving_average(a, x, 0.9), 0.9 * a + 0.1 * x, rtol=1e-15)
+    assert np.allclose(optim._moving_average(a, x, 0.9), 0.9 * a + 0.1 * x, rtol=1e-15)
     assert a.tolist() == [1.0, -2.0] and x.tolist() == [3.0, 5.0]
 
 
