@@ -11,7 +11,6 @@
 """
 import autograd.numpy as anp
 from autograd import elementwise_grad
-from autograd.tracer import isbox
 
 from . import checks, fused, nn
 
@@ -38,10 +37,11 @@ def _mlp(layers, x, activation):
 
 def _layers(params):
     """``params["layers"]``, a non-empty list of dense layers (checked: a clear error, not a KeyError)."""
-    if not (isbox(params) or isinstance(params, dict)) or "layers" not in params:
+    try:
+        layers = params["layers"]
+    except (TypeError, KeyError, IndexError):
         raise TypeError(f"params: expected an MLP's parameters {{'layers': [...]}}, got "
-                        f"{checks.show(params)}")
-    layers = params["layers"]
+                        f"{checks.show(params)}") from None
     if len(layers) == 0:
         raise ValueError("params: the MLP has no layers")
     return layers

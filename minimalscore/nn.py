@@ -19,7 +19,7 @@ a model checks its input once, at its entry.
 import math
 
 import autograd.numpy as anp
-from autograd.tracer import isbox
+from autograd.tracer import getval
 
 from . import backend, checks, fused, ops
 from .conv import conv2d
@@ -189,6 +189,7 @@ def _check_norm(x, gamma, beta, alpha, eps):
 
 def _check_layer(name, params, keys):
     """A layer's parameters: a dict (possibly traced) holding ``keys``."""
-    if not (isbox(params) or isinstance(params, dict)) or any(k not in params for k in keys):
+    raw = getval(params)  # a traced dict's keys, without going through its box
+    if not isinstance(raw, dict) or any(k not in raw for k in keys):
         raise TypeError(f"{name}: expected a layer's dict with keys {', '.join(keys)}, got "
                         f"{checks.show(params)}")
