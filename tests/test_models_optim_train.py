@@ -89,7 +89,8 @@ def adam_case():
 def test_adam_refuses_bad_settings(lr, beta, eps):
     """For all lr not positive finite, betas outside [0, 1) and eps not > 0: an error naming it."""
     theta, grads, state = adam_case()
-    for kwargs, name in (({"lr": lr}, "lr"), ({"b1": beta}, "b1"), ({"b2": beta}, "b2"), ({"eps": eps}, "eps")):
+    for name, value in (("lr", lr), ("b1", beta), ("b2", beta), ("eps", eps)):
+        kwargs = {name: value}
         with pytest.raises((ValueError, TypeError), match=name):
             optim.adam_update(theta, grads, state, **kwargs)
 
