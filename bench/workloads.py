@@ -58,9 +58,9 @@ REFERENCE_KIND = {dsm_ncsn_loss: "dsm_ncsn", exact_sm_loss: "exact_sm", exact_sm
 
 
 # ---------------------------------------------------------------- checks and steps
-def assert_float32(name, tree):
+def assert_float32(name, grads):
     """A float64 gradient doubles the memory traffic of every later operation: none may leak."""
-    dtypes = {str(a.dtype) for a in tree.tree_leaves(tree)}
+    dtypes = {str(a.dtype) for a in tree.tree_leaves(grads)}
     if dtypes != {"float32"}:
         raise AssertionError(f"{name}: gradient dtypes {dtypes}, expected float32 only")
 
