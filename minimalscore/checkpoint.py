@@ -29,6 +29,7 @@ import tempfile
 import zipfile
 
 from . import backend, checks
+from .tree import tree_paths
 
 FORMAT, VERSION = "minimalscore checkpoint", 1
 SEAL = b"sha256:"  # the archive comment: SEAL + the 64 hex digits of the digest
@@ -44,15 +45,6 @@ class CheckpointError(ValueError):
 def _child(where, key):
     """The path of ``key`` inside ``where``, as Python would index it: ``params['W'][0]``."""
     return f"{where}[{key!r}]"
-
-
-def leaf_paths(tree, where):
-    """(path, leaf) for every leaf of a tree of dicts / lists / tuples, in tree order."""
-    if isinstance(tree, dict):
-        return [p for key in tree for p in leaf_paths(tree[key], _child(where, key))]
-    if isinstance(tree, (list, tuple)):
-        return [p for i, item in enumerate(tree) for p in leaf_paths(item, _child(where, i))]
-    return [(where, tree)]
 
 
 def _encode(tree, where="state"):

@@ -16,6 +16,7 @@ import numbers
 from autograd.tracer import getval
 
 from . import backend
+from .tree import tree_paths
 
 
 class NonFiniteError(ValueError):
@@ -171,7 +172,7 @@ def per_example(name, fn):
 def rng(name, value):
     """A random-number generator of the active backend, as ``backend.default_rng(seed)`` makes."""
     if not isinstance(value, backend.RNG):
-        raise TypeError(f"{name}: expected a minimalscore.backend.RNG (backend.default_rng(seed)), "
+        raise TypeError(f"{name}: expected minimalscore.backend.default_rng(seed) (a backend.RNG), "
                         f"got {show(value)}")
     if value.backend != backend.name:
         raise ValueError(f"{name}: a {value.backend} generator, but the active backend is "
@@ -197,17 +198,6 @@ def array(name, value, ndim=None):
     return value
 
 
-def _leaves_with_paths(tree, path=""):
-    if isinstance(tree, dict):
-        for key in tree:
-            yield from _leaves_with_paths(tree[key], f"{path}.{key}" if path else str(key))
-    elif isinstance(tree, (list, tuple)):
-        for i, leaf in enumerate(tree):
-            yield from _leaves_with_paths(leaf, f"{path}[{i}]")
-    else:
-        yield path, tree
-
-
 def _leaves_like(tree, like, out):
     """Append tree's leaves to ``out``, walking ``like`` in step: False where their structure or
     a leaf's shape differs (a plain recursion: this runs once per training step)."""
@@ -223,7 +213,7 @@ def _leaves_like(tree, like, out):
 
 def finite_tree(name, tree, advice, like=None):
     """A parameter tree of floating arrays, all finite: otherwise a NonFiniteError naming its first
-    non-finite leaf by its path (``layers[0].W``). With ``like``, the tree must also have like's
+    non-finite leaf by its path (``grads['layers'][0]['W']``). With ``like``, the tree must also have like's
     structure and shapes (a ValueError otherwise). One host read when all is well: the leaves'
     squared norms (one BLAS dot each) are added on the device, and a NaN or inf anywhere makes
     the total non-finite; paths are worked out only for the message."""
@@ -231,21 +221,21 @@ def finite_tree(name, tree, advice, like=None):
     matches = _leaves_like(tree, tree if like is None else like, leaves)
     for leaf in leaves:  # duck-typed: autograd returns a 0-d parameter's gradient as a scalar
         if getattr(getattr(leaf, "dtype", None), "kind", None) != "f" or not hasattr(leaf, "shape"):
-            path = next(p for p, l in _leaves_with_paths(tree) if l is leaf)
+            path = next(p for p, l in tree_paths(tree, name) if l is leaf)
             raise TypeError(f"{name}: expected a tree (dicts / lists) of floating {backend.name} "
                             f"arrays, found {path or 'a leaf'} = {show(leaf)}")
     if not matches:
-        got = [(path, tuple(leaf.shape)) for path, leaf in _leaves_with_paths(tree)]
-        want = [(path, tuple(getattr(leaf, "shape", ()))) for path, leaf in _leaves_with_paths(like)]
+        got = [(path, tuple(leaf.shape)) for path, leaf in tree_paths(tree, name)]
+        want = [(path, tuple(getattr(leaf, "shape", ()))) for path, leaf in tree_paths(like, name)]
         first = next(((g, w) for g, w in zip(got + [None] * len(want), want + [None] * len(got))
                       if g != w), (None, None))
         raise ValueError(f"{name}: expected the parameters' tree structure and shapes; first "
                          f"difference: {first[0]} where the parameters have {first[1]}")
     if math.isfinite(float(sum(backend.xp.vdot(leaf, leaf) for leaf in leaves))):
         return tree
-    for path, leaf in _leaves_with_paths(tree):
+    for path, leaf in tree_paths(tree, name):
         if not is_finite(leaf):
-            raise NonFiniteError(f"{name}: {path or 'the value'} is non-finite (NaN or inf); {advice}")
+            raise NonFiniteError(f"{path} is non-finite (NaN or inf); {advice}")
     return tree  # every leaf finite, only their squared norms overflowed
 
 

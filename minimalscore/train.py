@@ -17,7 +17,7 @@ from autograd import value_and_grad
 from tqdm.auto import tqdm
 
 from . import backend, checkpoint as ckpt, checks, data, optim
-from .tree import tree_leaves
+from .tree import tree_leaves, tree_paths
 
 
 def fit(loss_fn, params, x, n_steps, batch_size, rng, lr=1e-3, ema_decay=None,
@@ -98,7 +98,7 @@ def _check_arguments(loss_fn, params, x, rng, lr, ema_decay, log_every, checkpoi
     if not callable(loss_fn):
         raise TypeError("loss_fn: expected a callable loss_fn(params, batch, rng), got "
                         f"{checks.show(loss_fn)}")
-    for where, leaf in ckpt.leaf_paths(params, "params"):
+    for where, leaf in tree_paths(params, "params"):
         if not backend.is_array(leaf) or leaf.dtype.kind != "f":
             raise TypeError(f"{where}: expected a tree of floating-point {backend.name} arrays, "
                             f"got {checks.show(leaf)}")
@@ -106,8 +106,7 @@ def _check_arguments(loss_fn, params, x, rng, lr, ema_decay, log_every, checkpoi
     if bad is not None:
         raise ValueError(f"{bad}: expected finite values, got NaN or inf")
     checks.batch("x", x)
-    if not isinstance(rng, backend.RNG):
-        raise TypeError(f"rng: expected minimalscore.backend.default_rng(seed), got {checks.show(rng)}")
+    checks.rng("rng", rng)
     checks.positive("lr", lr)
     if ema_decay is not None:
         checks.in_interval("ema_decay", ema_decay, 0.0, 1.0, closed=(True, False))
@@ -116,8 +115,7 @@ def _check_arguments(loss_fn, params, x, rng, lr, ema_decay, log_every, checkpoi
     checks.count("callback_every", callback_every, minimum=0)
     if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
         raise TypeError(f"checkpoint: expected a file path or None, got {checks.show(checkpoint)}")
-    if not isinstance(resume, bool):
-        raise TypeError(f"resume: expected True or False, got {checks.show(resume)}")
+    checks.flag("resume", resume)
     if resume and checkpoint is None:
         raise ValueError("resume: True needs a checkpoint path to resume from, got checkpoint=None")
     if callback is not None and not callable(callback):
@@ -139,7 +137,7 @@ def _scalar(loss_fn):
 
 def _shapes(params):
     """{path: "float32 (16, 16)"} for the leaves of a parameter tree: the model a checkpoint fits."""
-    return {where: f"{leaf.dtype} {tuple(leaf.shape)}" for where, leaf in ckpt.leaf_paths(params, "params")}
+    return {where: f"{leaf.dtype} {tuple(leaf.shape)}" for where, leaf in tree_paths(params, "params")}
 
 
 def _all_finite(tree):
@@ -150,7 +148,7 @@ def _all_finite(tree):
 
 def _first_non_finite(tree, name):
     """The path of the first array of the tree ``name`` holding NaN or inf, or None."""
-    return next((where for where, leaf in ckpt.leaf_paths(tree, name) if backend.is_array(leaf)
+    return next((where for where, leaf in tree_paths(tree, name) if backend.is_array(leaf)
                  and not checks.is_finite(leaf)), None)
 
 
