@@ -10,7 +10,7 @@ Written on ``backend.xp``, so they run on CuPy too.
 """
 import math
 
-from minimalscore import backend, nn
+from minimalscore import backend, fused
 
 from . import config
 
@@ -19,7 +19,7 @@ B1, B2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 # The elementwise functions are the library's own (plain array code when nothing is traced), so
 # that the floor and the library do the same arithmetic and differ only in the bookkeeping.
-softplus, sigmoid_from_softplus = nn.softplus, nn.sigmoid_from_softplus
+softplus, sigmoid_from_softplus = fused.softplus, fused.sigmoid_from_softplus
 
 
 def dsm_ncsn_loss_and_grads(params, x, rng):

@@ -9,7 +9,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import elementwise_grad, grad
 
-from minimalscore import backend, nn
+from minimalscore import backend, tree
 
 from . import config
 
@@ -67,7 +67,7 @@ def _loss(kind, layers, x, draws):
 
 def flat(params):
     """A library parameter tree as one float64 host vector, in (W, b) layer order."""
-    return np.concatenate([backend.asnumpy(a).astype(np.float64).ravel() for a in nn.tree_leaves(params)])
+    return np.concatenate([backend.asnumpy(a).astype(np.float64).ravel() for a in tree.tree_leaves(params)])
 
 
 def reference(kind, params, x, draws):

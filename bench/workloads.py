@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 from autograd import make_vjp, value_and_grad
 
-from minimalscore import backend, conv, models, nn, objectives, optim, samplers
+from minimalscore import backend, conv, models, objectives, optim, samplers, tree
 
 from . import config, floors, reference, variants
 from .timing import measure, with_gflops
@@ -58,9 +58,9 @@ REFERENCE_KIND = {dsm_ncsn_loss: "dsm_ncsn", exact_sm_loss: "exact_sm", exact_sm
 
 
 # ---------------------------------------------------------------- checks and steps
-def assert_float32(name, tree):
+def assert_float32(name, grads):
     """A float64 gradient doubles the memory traffic of every later operation: none may leak."""
-    dtypes = {str(a.dtype) for a in nn.tree_leaves(tree)}
+    dtypes = {str(a.dtype) for a in tree.tree_leaves(grads)}
     if dtypes != {"float32"}:
         raise AssertionError(f"{name}: gradient dtypes {dtypes}, expected float32 only")
 

@@ -1,83 +1,91 @@
-"""Handwritten digits from a small noise-conditional score network, on a CPU (seed 004 §5).
+"""Handwritten digits from a small noise-conditional score network, on a CPU.
 
-NCSN-lite (``minimalscore.ncsn``) is trained with multi-scale DSM on scikit-learn's 8x8 digits
-(or MNIST), sampled with annealed Langevin and a final Tweedie step, and asked to complete
-held-out digits with their lower or right half masked. Eyes are not a metric: a small
-classifier trained on the same split judges the samples (confidence, class balance), nearest
-training images check for memorisation, and the same numbers for held-out real digits (the
+NCSN-lite (minimalscore.ncsn) is trained with multi-scale denoising score matching on
+scikit-learn's 8x8 digits (or MNIST), sampled with annealed Langevin dynamics and a final
+Tweedie step (Song & Ermon 2019, Alg. 1; Song & Ermon 2020), and asked to complete held-out
+digits with their lower or right half hidden. Eyes are not a metric: a small classifier trained
+on the same split judges the samples (its confidence, the classes present), the distance to the
+nearest training image checks for copies, and the same numbers for held-out real digits (the
 ceiling) and for uniform noise (the floor) frame them.
 
-    python -m examples.digits                  # full run (see RESULTS below)
-    python -m examples.digits --quick          # < 1 minute (the test runs this)
-    python -m examples.digits --resume         # continue from OUT/checkpoint.pkl
-    python -m examples.digits --data mnist --data-dir DIR     # the four MNIST IDX files
+    python -m examples.digits                     train, then sample and inpaint (about 22 min)
+    python -m examples.digits --quick             a small run in under a minute (the test's)
+    python -m examples.digits --resume            continue training from OUT/checkpoint.npz
+    python -m examples.digits sample --checkpoint OUT [--n 500] [--steps K]
+    python -m examples.digits inpaint --checkpoint OUT [--n 100] [--steps K]
+    python -m examples.digits --data mnist --data-dir DIR    the four MNIST IDX files
 
-Writes to --out (default ./out/digits/): samples.png, inpaint_lower.png, inpaint_right.png,
-progress_STEP.png, samples.npy (N, 1, H, W) in [0, 1], metrics.json, checkpoint.pkl.
+Without a subcommand it trains; `sample` and `inpaint` reuse the model a training run saved
+in OUT/model.npz, without retraining (the same seed gives the same numbers). Options placed
+before the subcommand apply to the whole run (--out, --seed, --backend); after it, to it.
 
-RESULTS (full run, seed 0, NumPy, this project's shared 2-core CPU). NCSN-lite with 182,577
-parameters; 1,600 steps of batch 64, Adam lr 2e-3, EMA 0.999 (with warm-up); NCSNv2 schedule:
-sigma_1 = 4.815, gamma = 1.362, L = 21, sigma_L = 0.01, T = 20, eps = 1.98e-5 (ours; step_lr
-9.9e-6 in NCSNv2's convention). Training took 492 s (0.307 s per step with one BLAS thread, on a
-machine whose 2048^3 GEMM runs 105-165 GFLOP/s; 0.45 s before convolutions shared their padding
-and instance norm++ became one primitive, 0.78 s before the backward pass was kept in float32),
-sampling 500 digits 370 s, inpainting 2 x 100 digits ~6 minutes (T = 60: see INPAINTING below).
-The judge, a 64-128-10 MLP, is right on 97.0% of the held-out digits.
-
-                       confidence  classes present  NN distance ratio  inpaint agreement
-    samples               0.887          10              1.33              0.715
-    held-out real         0.966          10              1.01              0.98
-    uniform noise         0.123          10              3.48              0.525
-
-Samples are recognisable digits of every class (counts 26-69 of 500: ones are the rarest) and
-are not copies of the training set (ratio > 1: somewhat farther from it than new real digits
-are). Inpainting (lower / right half masked: 0.67 / 0.76) is well above the noise-filled floor
-but below pasting the nearest training image's hidden half (0.87 / 0.93): completions look
-plausible and mostly keep the visible half's digit.
+Training writes to --out (default out/digits): model.npz (the EMA parameters, the judge and
+the noise schedule), checkpoint.npz (the whole training state, for --resume), loss.csv and
+loss.png (the training loss by step; --resume appends), progress.csv (the judge's numbers on
+preview samples), samples.png, samples.npy (N, 1, H, W) in [0, 1], inpaint_lower.png,
+inpaint_right.png and metrics.json. The subcommands write sample_metrics.json or
+inpaint_metrics.json beside their figures.
 """
+import argparse
+import json
+import os
 import time
 
-import autograd.numpy as anp
 import numpy as np
 
 import minimalscore as ms
-from minimalscore import models, ncsn, nn, objectives, plot, samplers, schedule, train
+from minimalscore import checkpoint, ncsn, objectives, plot, samplers, schedule, train
+from minimalscore.tree import count_params
 
 from .common import parse_args, print_table, save_metrics
+from .digits_judge import agreement, probabilities, sample_quality, train_classifier
+from .digits_record import append_rows, previous_sessions, record_losses
 
-# SIZE: 8x8, not 16x16 nearest-neighbour copies (``--size 16`` reproduces the comparison).
-# Upsampling adds no information (each 2x2 block is one pixel) and costs: a training step 1.3x
-# (the net halves 16x16 after its first stage), and sampling 2.7x per image at equal T, since
-# D = 256 asks for gamma = 1.153 and 49 levels instead of 21. Measured with the same ten-minute
-# training budget (1,600 steps at 8x8, 1,120 at 16x16) and T = 5: confidence 0.845 vs 0.854,
-# nearest-neighbour ratio 1.47 vs 1.51, inpainting 0.54 vs 0.57 -- a tie. The sampling time
-# 16x16 needs at T = 5 buys 8x8 T = 20, which is better (confidence 0.87, ratio 1.35).
-# Batch 64 at lr 2e-3 beat batch 128 at 1e-3 or 2e-3 for the same wall time (0.845 vs 0.80-0.83):
-# more, noisier steps win when there are only ~1,600 of them (NCSNv2: 1e-4, batch 128, 300k steps).
-# INPAINTING runs 3x the Langevin time per level of sampling (2x in --quick, to stay under a
-# minute): T = 60 steps at the eps that NCSNv2's rule gives T = 20. The rule fixes about eps * T
-# (the chain's time per level), so a larger T with its own eps mixes no more (measured: T = 60,
-# own eps, ties T = 20), while the completions need that time to come to agree with the
-# observed half. On 200 held-out digits per mask, the full run's net, agreement lower / right:
-# T = 20 0.575 / 0.550; y re-noised every step (NCSNv2's code) 0.605 / 0.595; the same 20 steps
-# at 3x eps 0.625 / 0.655 (but 3x the step's bias); T = 60 at T = 20's eps 0.675 / 0.685
-# (standard error ~0.034 each).
+# 8x8 digits, not 16x16 nearest-neighbour copies (--size 16): upsampling adds no information
+# and costs 1.3x a training step and 2.7x the sampling (D = 256 asks for 49 noise levels, not 21).
+# Inpainting runs three times sampling's Langevin time per level (T = 60 at the step size NCSNv2's
+# rule gives T = 20): completions need that time to come to agree with the visible half.
 FULL = dict(steps=1600, batch=64, lr=2e-3, channels=16, n_steps_each=20, inpaint_steps_each=60,
             n_samples=500, n_inpaint=100, preview_every=400)
 QUICK = dict(steps=150, batch=64, lr=2e-3, channels=8, n_steps_each=5, inpaint_steps_each=10,
-             n_samples=150, n_inpaint=60, preview_every=0)
+             n_samples=150, n_inpaint=60, preview_every=75)
 SIGMA_MIN, EMA_DECAY = 0.01, 0.999
 
 
+def positive_int(text):
+    """argparse's type for a count: an integer >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
 def add_flags(parser):
-    parser.add_argument("--steps", type=int, default=None,
+    parser.description, parser.formatter_class = __doc__, argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--steps", type=positive_int, default=None,
                         help=f"training steps (default {FULL['steps']}; {QUICK['steps']} with --quick)")
     parser.add_argument("--data", choices=["digits", "mnist"], default="digits",
-                        help="sklearn's 8x8 digits (no download) or MNIST IDX files in --data-dir")
+                        help="scikit-learn's 8x8 digits (no download) or MNIST IDX files in --data-dir")
     parser.add_argument("--data-dir", default="data/mnist", help="folder holding the MNIST IDX files")
     parser.add_argument("--size", type=int, choices=[8, 16], default=8,
-                        help="digits at 8x8 or upsampled to 16x16 (nearest neighbour); see SIZE below")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pkl")
+                        help="digits at 8x8, or upsampled to 16x16 by repeating each pixel (slower, "
+                             "no better)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue training from OUT/checkpoint.npz; refused if the seed, data or "
+                             "model size differ from the run that wrote it")
+    commands = parser.add_subparsers(dest="command", title="subcommands (default: train)")
+    for name, what, count in (
+            ("sample", "draw new digits from a trained model and judge them", "digits to draw"),
+            ("inpaint", "complete held-out digits with their lower or right half hidden",
+             "held-out digits to complete per mask")):
+        sub = commands.add_parser(name, help=what, description=f"{what}, from OUT/model.npz of a "
+                                  "training run (no retraining)")
+        sub.add_argument("--checkpoint", required=True, metavar="DIR",
+                         help="the --out folder of a training run (it holds model.npz)")
+        sub.add_argument("--n", type=positive_int, default=None, help=f"{count} (default: the training run's)")
+        sub.add_argument("--steps", dest="langevin_steps", type=positive_int, default=None, metavar="K",
+                         help="Langevin steps per noise level (default: the training run's)")
+        sub.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="random seed")
+        sub.add_argument("--out", default=argparse.SUPPRESS, help="folder for the figures and metrics")
 
 
 def load(args):
@@ -88,83 +96,14 @@ def load(args):
     return split["train"], split["held_out"]
 
 
-# ---------------------------------------------------------------- the judge: a small classifier
-def classifier_logits(params, x):
-    """A one-hidden-layer MLP on the flattened pixels (64 -> 128 -> 10, ELU)."""
-    return models.mlp(params, anp.reshape(x, (x.shape[0], -1)), activation=nn.elu)
-
-
-def log_sum_exp(logits):
-    top = anp.max(logits, axis=1, keepdims=True)  # the shift cancels, in value and gradient
-    return top[:, 0] + anp.log(anp.sum(anp.exp(logits - top), axis=1))
-
-
-def classifier_loss(params, x, labels, rng, outlier_weight=0.5):
-    """Cross-entropy on the digits, plus outlier exposure (Hendrycks et al. 2019): cross-entropy
-    to the uniform distribution on as many U[0, 1] noise images. Without it the MLP calls noise a
-    digit with 93% confidence, and confidence could not tell a sample from noise."""
-    logits = classifier_logits(params, x)
-    picked = anp.sum(logits * ms.backend.xp.eye(10, dtype=logits.dtype)[labels], axis=1)
-    noise_logits = classifier_logits(params, rng.uniform(0.0, 1.0, x.shape))
-    outliers = log_sum_exp(noise_logits) - nn.mean(noise_logits, axis=1, keepdims=False)
-    batch_mean = lambda a: nn.mean(a, axis=0, keepdims=False)  # nn.mean: float32 stays float32
-    return batch_mean(log_sum_exp(logits) - picked) + outlier_weight * batch_mean(outliers)
-
-
-def train_classifier(x, y, rng, steps=600):
-    """Adam on :func:`classifier_loss`; the label rides along as the last column so that the
-    mini-batches keep image and label together."""
-    xp = ms.backend.xp
-    flat = x.reshape(x.shape[0], -1)
-    paired = xp.concatenate([flat, y[:, None].astype(flat.dtype)], axis=1)
-    loss = lambda p, b, r: classifier_loss(p, b[:, :-1], b[:, -1].astype(xp.int64), r)
-    params = models.mlp_init(rng, [flat.shape[1], 128, 10])
-    params, _ = train.fit(loss, params, paired, steps, 128, rng, lr=3e-3, progress=False)
-    return params
-
-
-def probabilities(params, x):
-    logits = classifier_logits(params, x)
-    e = ms.backend.xp.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-# ---------------------------------------------------------------- measuring samples
-def nearest_distances(a, b, exclude_self=False):
-    """Euclidean distance from each row of a to its nearest row of b (itself excluded if a is b)."""
-    xp = ms.backend.xp
-    a, b = a.reshape(a.shape[0], -1).astype(xp.float64), b.reshape(b.shape[0], -1).astype(xp.float64)
-    d2 = (a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None, :] - 2 * a @ b.T
-    if exclude_self:
-        d2 = d2 + xp.diag(xp.full(a.shape[0], xp.inf))
-    return xp.sqrt(xp.maximum(d2.min(axis=1), 0))
-
-
-def sample_quality(clf, images, x_train):
-    """Mean classifier confidence, counts of the predicted classes, and the median distance to
-    the nearest training image over the median nearest-neighbour distance among training
-    images (about 1 for new digits as typical as the data, near 0 for copies of it)."""
-    xp = ms.backend.xp
-    p = probabilities(clf, images)
-    typical = float(xp.median(nearest_distances(x_train, x_train, exclude_self=True)))
-    return {"confidence": float(p.max(axis=1).mean()),
-            "class_counts": [int(c) for c in xp.bincount(p.argmax(axis=1), minlength=10)],
-            "nn_distance_ratio": float(xp.median(nearest_distances(images, x_train))) / typical}
-
-
 def masks(shape):
     """mask = 1 where the pixels are kept (samplers.inpaint): the upper half, and the left half."""
     xp = ms.backend.xp
     h, w = shape[-2:]
-    lower, right = xp.zeros(shape, dtype=ms.backend.float_dtype), xp.zeros(shape, dtype=ms.backend.float_dtype)
+    lower, right = (xp.zeros(shape, dtype=ms.backend.float_dtype) for _ in range(2))
     lower[..., :h // 2, :] = 1
     right[..., :, :w // 2] = 1
     return {"lower": lower, "right": right}
-
-
-def agreement(clf, completed, labels):
-    """Share of completions the classifier gives the original digit's label."""
-    return float((probabilities(clf, completed).argmax(axis=1) == labels).mean())
 
 
 # ---------------------------------------------------------------- the score model
@@ -172,108 +111,142 @@ def score_fn(params, sigmas):
     return lambda x, sigma: ncsn.apply(params, x, sigma, sigmas)
 
 
-def sample(params, sched, n, rng, n_steps_each=None, progress=False):
-    """Annealed Langevin from U[0, 1] (004 §5.1) with NCSNv2's final Tweedie step, clipped to [0, 1]."""
-    x0 = rng.uniform(0.0, 1.0, (n,) + sched["shape"])
-    x = samplers.annealed_langevin(score_fn(params, sched["sigmas"]), x0, sched["sigmas"], sched["eps"],
-                                   n_steps_each or sched["n_steps_each"], rng, denoise=True, progress=progress)
+def sample(model, n, rng, n_steps_each=None, progress=False):
+    """Annealed Langevin from U[0, 1] (Song & Ermon 2019, Alg. 1) with NCSNv2's final Tweedie
+    step, clipped to [0, 1]. ``model``: {"score_model", "sigmas", "eps", "n_steps_each", "shape"}."""
+    x0 = rng.uniform(0.0, 1.0, (n,) + tuple(model["shape"]))
+    x = samplers.annealed_langevin(score_fn(model["score_model"], model["sigmas"]), x0, model["sigmas"],
+                                   model["eps"], n_steps_each or model["n_steps_each"], rng, denoise=True,
+                                   progress=progress)
     return ms.backend.xp.clip(x, 0.0, 1.0)
 
 
-def main(argv=None):
-    args = parse_args("digits", __doc__.splitlines()[0], argv, extra=add_flags)
-    # One BLAS thread: the matrices of 8x8 images are small, and on a busy 2-core machine
-    # OpenBLAS's threads spin against each other (measured: 0.35 s per step with 1 thread,
-    # 2.1 s with 2). threadpoolctl comes with scikit-learn.
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=1, user_api="blas"):
-        return run(args)
+def inpaint(model, clf, x, labels, steps, rng, out):
+    """Complete ``x`` with the lower, then the right half hidden (the observed part re-noised
+    once per level; ``samplers.inpaint``). Returns the judge's agreement with ``labels`` for the
+    completions, and for the floor: the hidden half filled with noise."""
+    xp, completions, noise_filled = ms.backend.xp, {}, {}
+    for name, mask in masks(x.shape).items():
+        completed = xp.clip(samplers.inpaint(score_fn(model["score_model"], model["sigmas"]), x, mask,
+                                             model["sigmas"], model["eps"], steps, rng, denoise=True,
+                                             progress=True), 0.0, 1.0)
+        completions[name] = agreement(clf, completed, labels)
+        noise_filled[name] = agreement(clf, mask * x + (1 - mask) * rng.uniform(0.0, 1.0, x.shape), labels)
+        triples = xp.stack([mask * x + (1 - mask) * 0.5, completed, x], axis=1)[:12]
+        plot.image_grid(triples.reshape((-1,) + x.shape[1:]), f"{out}/inpaint_{name}.png", ncols=6,
+                        title=f"{name} half hidden; each row, two digits as\n"
+                              "masked input | completion | original")
+    return completions, noise_filled
 
 
-def train_score_model(args, cfg, x_train, rng):
-    """NCSNv2's schedule for this data, then multi-scale DSM with Adam and an EMA (decay 0.999),
-    checkpointed to OUT/checkpoint.pkl, previews every ``preview_every`` steps."""
+# ---------------------------------------------------------------- training
+def train_score_model(args, cfg, settings, x_train, clf):
+    """NCSNv2's schedule for this data, then multi-scale DSM with Adam and an EMA, checkpointed
+    to OUT/checkpoint.npz; every ``preview_every`` steps a grid of EMA samples and the judge's
+    numbers on them. Returns (model, info)."""
     # sigma_1 = the largest pairwise distance in the training split (the first 5,000 images of
     # MNIST), gamma from the shell-overlap rule, sigma_L = 0.01, eps for T steps per level
     sched = schedule.ncsnv2_schedule(x_train[:5000], cfg["n_steps_each"], SIGMA_MIN)
-    sched["shape"] = tuple(x_train.shape[1:])
     sigmas = sched["sigmas"]
+    model = {"sigmas": sigmas, "eps": sched["eps"], "gamma": sched["gamma"], "shape": list(x_train.shape[1:]),
+             "n_steps_each": cfg["n_steps_each"], "inpaint_steps_each": cfg["inpaint_steps_each"],
+             "n_samples": cfg["n_samples"], "n_inpaint": cfg["n_inpaint"], "judge": clf}
     params = ncsn.init(ms.backend.default_rng(args.seed), len(sigmas), cfg["channels"], x_train.shape[1])
     loss = lambda p, batch, r: objectives.multiscale_dsm(score_fn(p, sigmas), batch, sigmas, r)
-
     preview_seconds = []
 
     def preview(step, params, ema):
         started = time.perf_counter()
-        grid = sample(ema, sched, 36, ms.backend.default_rng(args.seed + 7))
-        plot.image_grid(grid, f"{args.out}/progress_{step:05d}.png", ncols=6, title=f"EMA samples after {step} steps")
+        grid = sample(dict(model, score_model=ema), 36, ms.backend.default_rng(args.seed + 7))
+        plot.image_grid(grid, f"{args.out}/progress_{step:05d}.png", ncols=6,
+                        title=f"EMA samples after {step} steps")
+        quality = sample_quality(clf, grid, x_train[:2000])
+        append_rows(f"{args.out}/progress.csv", ["step", "confidence", "nn_distance_ratio"],
+                    [[step, quality["confidence"], quality["nn_distance_ratio"]]])
         preview_seconds.append(time.perf_counter() - started)
 
     started = time.perf_counter()
+    rng = ms.backend.default_rng(args.seed)
     params, info = train.fit(loss, params, x_train, cfg["steps"], cfg["batch"], rng, lr=cfg["lr"],
-                             ema_decay=EMA_DECAY, desc="NCSN", checkpoint=f"{args.out}/checkpoint.pkl",
-                             checkpoint_every=250, resume=args.resume, callback=preview,
-                             callback_every=cfg["preview_every"])
+                             ema_decay=EMA_DECAY, desc="NCSN", settings=settings,
+                             checkpoint=f"{args.out}/checkpoint.npz", checkpoint_every=250,
+                             resume=args.resume, callback=preview, callback_every=cfg["preview_every"])
     info["seconds"] = time.perf_counter() - started - sum(preview_seconds)  # training alone
-    info["n_params"] = nn.count_params(params)
-    return info["ema"], sched, info
+    info["n_params"] = count_params(params)
+    model["score_model"] = info["ema"]
+    checkpoint.save(f"{args.out}/model.npz", model, dict(settings, steps=cfg["steps"]))
+    return model, info
 
 
-def inpaint_study(args, cfg, ema, sched, clf, x_test, y_test, rng):
-    """Complete held-out digits with the lower, then the right half masked (004 §5.2, the observed
-    part re-noised once per level; ``samplers.inpaint``), with ``inpaint_steps_each`` Langevin
-    steps per level at sampling's eps (the INPAINTING comment above the configurations). Returns
-    the classifier's agreement with the original labels for the completions, and for the floor:
-    the masked half filled with noise."""
-    n = min(cfg["n_inpaint"], x_test.shape[0])
-    originals, labels = x_test[:n], y_test[:n]
-    xp, completions, noise_filled = ms.backend.xp, {}, {}
-    for name, mask in masks(originals.shape).items():
-        completed = xp.clip(samplers.inpaint(score_fn(ema, sched["sigmas"]), originals, mask, sched["sigmas"],
-                                             sched["eps"], cfg["inpaint_steps_each"], rng, denoise=True,
-                                             progress=True), 0.0, 1.0)
-        completions[name] = agreement(clf, completed, labels)
-        noise_filled[name] = agreement(clf, mask * originals + (1 - mask) * rng.uniform(0.0, 1.0, originals.shape), labels)
-        triples = xp.stack([mask * originals + (1 - mask) * 0.5, completed, originals], axis=1)[:12]
-        plot.image_grid(triples.reshape((-1,) + originals.shape[1:]), f"{args.out}/inpaint_{name}.png", ncols=6,
-                        title=f"{name} half masked: masked input | completion | original")
-    return completions, noise_filled, agreement(clf, originals, labels)
+# ---------------------------------------------------------------- the runs
+def main(argv=None):
+    args = parse_args("digits", __doc__.splitlines()[0], argv, extra=add_flags)
+    # One BLAS thread: the matrices of 8x8 images are small, and on a busy 2-core machine
+    # OpenBLAS's threads spin against each other (6x slower per step with 2 threads than 1).
+    # threadpoolctl comes with scikit-learn.
+    from threadpoolctl import threadpool_limits
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return from_checkpoint(args) if args.command else run(args)
+    except checkpoint.CheckpointError as err:
+        raise SystemExit(f"python -m examples.digits: {err}") from err
+
+
+def judge_rows(clf, samples, x_test, noise, reference):
+    return {"samples": sample_quality(clf, samples, reference),
+            "held-out real": sample_quality(clf, x_test[:samples.shape[0]], reference),
+            "uniform noise": sample_quality(clf, noise, reference)}
+
+
+def show_table(title, rows):
+    labels = {"confidence": "confidence", "classes_present": "classes present",
+              "nn_distance_ratio": "NN dist. ratio", "inpaint_agreement": "inpaint agreed"}
+    shown = [c for c in labels if c in next(iter(rows.values()))]
+    print_table(title, {name: {labels[c]: row[c] for c in shown} for name, row in rows.items()},
+                [labels[c] for c in shown])
 
 
 def run(args):
     cfg = dict(QUICK if args.quick else FULL)
     cfg["steps"] = args.steps or cfg["steps"]
-    rng = ms.backend.default_rng(args.seed)
+    settings = {"seed": args.seed, "data": args.data, "size": args.size, "channels": cfg["channels"]}
+    if args.resume and os.path.exists(f"{args.out}/checkpoint.npz"):  # refuse before any work
+        checkpoint.load(f"{args.out}/checkpoint.npz", expect=settings)
+    sessions = previous_sessions(args)
+    if not args.resume:  # a new run starts a new record
+        for name in ("loss.csv", "progress.csv"):
+            if os.path.exists(f"{args.out}/{name}"):
+                os.remove(f"{args.out}/{name}")
     (x_train, y_train), (x_test, y_test) = load(args)
     reference = x_train[:2000]  # for nearest-neighbour distances (all 1,500 digits; MNIST: a subset)
-
     clf = train_classifier(x_train, y_train, ms.backend.default_rng(args.seed + 1))
     clf_accuracy = float((probabilities(clf, x_test).argmax(axis=1) == y_test).mean())
-    ema, sched, info = train_score_model(args, cfg, x_train, rng)
+    model, info = train_score_model(args, cfg, settings, x_train, clf)
+    record_losses(args.out, info["losses"])
     n_trained = cfg["steps"] - info["start_step"]
+    sessions.append({"from_step": info["start_step"], "to_step": cfg["steps"],
+                     "seconds": round(info["seconds"], 1)})
 
     started = time.perf_counter()
-    samples = sample(ema, sched, cfg["n_samples"], rng, progress=True)
+    samples = sample(model, cfg["n_samples"], ms.backend.default_rng(args.seed + 2), progress=True)
     sample_seconds = time.perf_counter() - started
     np.save(f"{args.out}/samples.npy", ms.backend.asnumpy(samples))
-    completions, noise_filled, originals = inpaint_study(args, cfg, ema, sched, clf, x_test, y_test, rng)
+    n = min(cfg["n_inpaint"], x_test.shape[0])
+    completions, noise_filled = inpaint(model, clf, x_test[:n], y_test[:n], cfg["inpaint_steps_each"],
+                                        ms.backend.default_rng(args.seed + 3), args.out)
 
-    noise = rng.uniform(0.0, 1.0, (cfg["n_samples"],) + sched["shape"])
-    table = {"samples": dict(sample_quality(clf, samples, reference),
-                             inpaint_agreement=sum(completions.values()) / len(completions)),
-             "held_out_real": dict(sample_quality(clf, x_test[:cfg["n_samples"]], reference),
-                                   inpaint_agreement=originals),
-             "uniform_noise": dict(sample_quality(clf, noise, reference),
-                                   inpaint_agreement=sum(noise_filled.values()) / len(noise_filled))}
-    for row in table.values():
-        row["classes_present"] = sum(c > 0 for c in row["class_counts"])
-    size = sched["shape"][-1]
-    print_table(f"Digits ({args.data}, {size}x{size}): samples between the ceiling (held-out real digits) "
-                f"and the floor (uniform noise); the classifier's held-out accuracy is {clf_accuracy:.3f}",
-                table, ["confidence", "classes_present", "nn_distance_ratio", "inpaint_agreement"])
+    noise = ms.backend.default_rng(args.seed + 4).uniform(0.0, 1.0, samples.shape)
+    table = judge_rows(clf, samples, x_test, noise, reference)
+    for row, value in zip(table.values(), (sum(completions.values()) / len(completions),
+                                           agreement(clf, x_test[:n], y_test[:n]),
+                                           sum(noise_filled.values()) / len(noise_filled))):
+        row["inpaint_agreement"] = value
+    size = model["shape"][-1]
+    show_table(f"Digits ({args.data}, {size}x{size}): samples between the ceiling (held-out real digits) "
+               f"and the floor (uniform noise); the judge's held-out accuracy is {clf_accuracy:.3f}", table)
     plot.image_grid(samples[:100], f"{args.out}/samples.png", ncols=10,
-                    title=f"NCSN-lite samples (EMA; {len(sched['sigmas'])} levels x {cfg['n_steps_each']} "
-                          f"Langevin steps, then Tweedie)")
+                    title=f"NCSN-lite samples (EMA; {len(model['sigmas'])} levels x {cfg['n_steps_each']} "
+                          f"Langevin steps, then Tweedie){' -- quick run' if args.quick else ''}")
     return save_metrics(args, {
         "classifier_accuracy": clf_accuracy,
         "sample_confidence": table["samples"]["confidence"],
@@ -281,14 +254,45 @@ def run(args):
         "nn_distance_ratio": table["samples"]["nn_distance_ratio"],
         "inpaint_agreement": table["samples"]["inpaint_agreement"],
         "inpaint_agreement_by_mask": completions,
-        "ceiling": table["held_out_real"], "floor": table["uniform_noise"],
-        "train_seconds": round(info["seconds"], 1), "train_steps": n_trained,
+        "ceiling": table["held-out real"], "floor": table["uniform noise"],
+        "train_seconds": round(info["seconds"], 1), "train_steps": n_trained, "training": sessions,
         "seconds_per_step": round(info["seconds"] / max(n_trained, 1), 4),
         "sample_seconds": round(sample_seconds, 1), "n_samples": int(samples.shape[0]),
-        "n_params": info["n_params"], "n_levels": len(sched["sigmas"]), "sigma_max": sched["sigma_max"],
-        "gamma": sched["gamma"], "eps": sched["eps"], "n_steps_each": cfg["n_steps_each"],
-        "inpaint_steps_each": cfg["inpaint_steps_each"],
+        "n_params": info["n_params"], "n_levels": len(model["sigmas"]),
+        "sigma_max": float(model["sigmas"][0]), "gamma": model["gamma"], "eps": model["eps"],
+        "n_steps_each": cfg["n_steps_each"], "inpaint_steps_each": cfg["inpaint_steps_each"],
         "batch_size": cfg["batch"], "lr": cfg["lr"], "data": args.data, "size": size})
+
+
+def from_checkpoint(args):
+    """The ``sample`` and ``inpaint`` subcommands: the saved model, judged as in training."""
+    model, settings = checkpoint.load(os.path.join(args.checkpoint, "model.npz"))
+    args.data, args.size = settings["data"], settings["size"]
+    (x_train, _), (x_test, y_test) = load(args)
+    clf, steps = model["judge"], args.langevin_steps
+    if args.command == "sample":
+        n = args.n or model["n_samples"]
+        samples = sample(model, n, ms.backend.default_rng(args.seed + 2), steps, progress=True)
+        noise = ms.backend.default_rng(args.seed + 4).uniform(0.0, 1.0, samples.shape)
+        table = judge_rows(clf, samples, x_test, noise, x_train[:2000])
+        show_table(f"Digits from {args.checkpoint}/model.npz, {n} samples", table)
+        plot.image_grid(samples[:100], f"{args.out}/samples.png", ncols=10,
+                        title=f"NCSN-lite samples ({len(model['sigmas'])} levels x "
+                              f"{steps or model['n_steps_each']} Langevin steps, then Tweedie)")
+        np.save(f"{args.out}/samples.npy", ms.backend.asnumpy(samples))
+        metrics = {"sample_confidence": table["samples"]["confidence"], "n_samples": n, "rows": table}
+    else:
+        n = min(args.n or model["n_inpaint"], x_test.shape[0])
+        completions, noise_filled = inpaint(model, clf, x_test[:n], y_test[:n],
+                                            steps or model["inpaint_steps_each"],
+                                            ms.backend.default_rng(args.seed + 3), args.out)
+        print(f"\nInpainting {n} held-out digits per mask: the judge agrees with the original label on "
+              f"{completions} (the hidden half filled with noise: {noise_filled})")
+        metrics = {"inpaint_agreement": sum(completions.values()) / len(completions),
+                   "inpaint_agreement_by_mask": completions, "noise_filled": noise_filled}
+    with open(f"{args.out}/{args.command}_metrics.json", "w") as f:
+        json.dump(dict(metrics, checkpoint=args.checkpoint, seed=args.seed), f, indent=2)
+    return metrics
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import numpy
 
 xp = numpy
 name = "numpy"
+host = numpy  # host-side arrays (files, plots) whichever backend computes
 float_dtype = numpy.float32
 
 _GPU_HINT = ("install the GPU extra with `pip install -e .[gpu]` (CuPy for CUDA 12; for CUDA 13 "

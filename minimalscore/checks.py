@@ -16,6 +16,7 @@ import numbers
 from autograd.tracer import getval
 
 from . import backend
+from .tree import tree_paths
 
 
 class NonFiniteError(ValueError):
@@ -171,7 +172,7 @@ def per_example(name, fn):
 def rng(name, value):
     """A random-number generator of the active backend, as ``backend.default_rng(seed)`` makes."""
     if not isinstance(value, backend.RNG):
-        raise TypeError(f"{name}: expected a minimalscore.backend.RNG (backend.default_rng(seed)), "
+        raise TypeError(f"{name}: expected minimalscore.backend.default_rng(seed) (a backend.RNG), "
                         f"got {show(value)}")
     if value.backend != backend.name:
         raise ValueError(f"{name}: a {value.backend} generator, but the active backend is "
@@ -184,3 +185,70 @@ def flag(name, value):
     if not (isinstance(value, bool) or type(value).__name__ == "bool_"):
         raise TypeError(f"{name}: expected True or False, got {show(value)}")
     return bool(value)
+
+
+def array(name, value, ndim=None):
+    """An array of the active backend (possibly traced), of ``ndim`` axes when given; its values
+    are not read (no host transfer), so layers deep inside a network can afford it."""
+    raw = getval(value)
+    if not backend.is_array(raw):
+        raise TypeError(f"{name}: expected a {backend.name} array, got {show(raw)}")
+    if ndim is not None and raw.ndim != ndim:
+        raise ValueError(f"{name}: expected an array with {ndim} axes, got shape {tuple(raw.shape)}")
+    return value
+
+
+def _leaves_like(tree, like, out):
+    """Append tree's leaves to ``out``, walking ``like`` in step: False where their structure or
+    a leaf's shape differs (a plain recursion: this runs once per training step)."""
+    if isinstance(like, dict):
+        return (isinstance(tree, dict) and tree.keys() == like.keys()
+                and all(_leaves_like(tree[k], like[k], out) for k in like))
+    if isinstance(like, (list, tuple)):
+        return (isinstance(tree, (list, tuple)) and len(tree) == len(like)
+                and all(_leaves_like(t, l, out) for t, l in zip(tree, like)))
+    out.append(tree)
+    return getattr(tree, "shape", None) == getattr(like, "shape", ())
+
+
+def finite_tree(name, tree, advice, like=None):
+    """A parameter tree of floating arrays, all finite: otherwise a NonFiniteError naming its first
+    non-finite leaf by its path (``grads['layers'][0]['W']``). With ``like``, the tree must also have like's
+    structure and shapes (a ValueError otherwise). One host read when all is well: the leaves'
+    squared norms (one BLAS dot each) are added on the device, and a NaN or inf anywhere makes
+    the total non-finite; paths are worked out only for the message."""
+    leaves = []
+    matches = _leaves_like(tree, tree if like is None else like, leaves)
+    for leaf in leaves:  # duck-typed: autograd returns a 0-d parameter's gradient as a scalar
+        if getattr(getattr(leaf, "dtype", None), "kind", None) != "f" or not hasattr(leaf, "shape"):
+            path = next(p for p, l in tree_paths(tree, name) if l is leaf)
+            raise TypeError(f"{name}: expected a tree (dicts / lists) of floating {backend.name} "
+                            f"arrays, found {path or 'a leaf'} = {show(leaf)}")
+    if not matches:
+        got = [(path, tuple(leaf.shape)) for path, leaf in tree_paths(tree, name)]
+        want = [(path, tuple(getattr(leaf, "shape", ()))) for path, leaf in tree_paths(like, name)]
+        first = next(((g, w) for g, w in zip(got + [None] * len(want), want + [None] * len(got))
+                      if g != w), (None, None))
+        raise ValueError(f"{name}: expected the parameters' tree structure and shapes; first "
+                         f"difference: {first[0]} where the parameters have {first[1]}")
+    if math.isfinite(float(sum(backend.xp.vdot(leaf, leaf) for leaf in leaves))):
+        return tree
+    for path, leaf in tree_paths(tree, name):
+        if not is_finite(leaf):
+            raise NonFiniteError(f"{path} is non-finite (NaN or inf); {advice}")
+    return tree  # every leaf finite, only their squared norms overflowed
+
+
+def sigma_per_example(name, sigma, x):
+    """One positive, finite noise level per example of the batch x: an array of shape (N,)."""
+    raw = getval(sigma)
+    if not backend.is_array(raw) or raw.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating {backend.name} array of shape (N,), one "
+                        f"noise level per example, got {show(raw)}")
+    n = getval(x).shape[0]
+    if raw.shape != (n,):
+        raise ValueError(f"{name}: expected shape ({n},), one noise level per example, got "
+                         f"{tuple(raw.shape)}")
+    if not bool(((raw > 0) & (raw < math.inf)).all()):  # one host read; NaN fails both
+        raise ValueError(f"{name}: expected positive finite noise levels")
+    return sigma

@@ -1,35 +1,24 @@
-"""conv2d, stride 1 with padding and dilation, as autograd primitives (issue 7).
+"""conv2d: 2-D convolution, stride 1, with zero padding and dilation, as the network layers use it.
 
-The convolution and its two gradients form a closed family of primitives: each one's VJPs are
-made of the others, so the family is differentiable to any order. ``conv2d_reference`` is the
-definition beside it, written plainly, and the tests check one against the other. The layer
-that uses it, with its bias and PyTorch's initialisation, is ``nn.conv2d_layer``.
+    y[n, o, h, w] = sum_{c, i, j} w[o, c, i, j] x_pad[n, c, h + d i, w + d j]
+
+for x (N, C, H, W), w (O, C, kh, kw), x_pad = x with p zeros on each side, dilation d (Yu &
+Koltun 2016): a cross-correlation, as in PyTorch. The output is (N, O, H + 2p - d(kh - 1),
+W + 2p - d(kw - 1)). ``conv2d_reference`` is this definition written plainly; ``conv2d``
+computes it as a closed family of autograd primitives (below the definition), and the tests
+check one against the other. The layer, with its bias and PyTorch's initialisation, is
+``nn.conv2d_layer``.
 """
 import autograd.numpy as anp
 from autograd.extend import defvjp, primitive
 
-from . import backend
+from . import backend, checks
 
 
-# y[n,o,h,w] = sum_{c,i,j} w[o,c,i,j] x_pad[n,c,h + d*i, w + d*j]   (stride 1, zero padding p,
-# dilation d). Its input gradient is the same convolution of g with the flipped, transposed
-# kernel and padding d*(k-1) - p; its weight gradient is a correlation of x_pad with g.
-#
-# All three run on a flattened padded grid (issue 7): with the padded input laid out as
-# (C, positions), tap (i, j) reads it shifted by d*(i*Ws + j) positions, so the convolution is a
-# sum of shifted matrix products. Stacking the kh row shifts (kh copies of the input, where
-# im2col makes kh*kw) leaves kw products (O, kh*C) @ (kh*C, positions). Neighbours share their
-# padding: a row holds its p left zeros only (a tap reading past its right end lands in the
-# next row's left zeros) and an image its top zeros only (the next image's top zeros serve as
-# its bottom ones), so a row is W + p wide, not W + 2p, and an image H + p high. That is 19%
-# fewer positions for a 3x3 "same" convolution of an 8x8 image, 44% at dilation 4 (issue 8).
-# Positions off the output (the last d(k-1) - p columns of a row and rows of an image) compute
-# garbage that is cropped away; the kept ones read only their own image and zeros.
-# ``conv2d_reference`` is the definition, written plainly.
 def conv2d_reference(x, w, padding=0, dilation=1):
     """The definition: a sum over kernel taps (i, j) of w[:, :, i, j] applied to the shifted,
     padded input (autograd.numpy throughout; slower, for checking ``conv2d``)."""
-    p, d = padding, dilation
+    p, d = _check(x, w, padding, dilation)
     x_pad = anp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), "constant")
     kh, kw = w.shape[2:]
     ho, wo = x_pad.shape[2] - d * (kh - 1), x_pad.shape[3] - d * (kw - 1)
@@ -37,6 +26,43 @@ def conv2d_reference(x, w, padding=0, dilation=1):
                for i in range(kh) for j in range(kw))
 
 
+def conv2d(x, w, padding=0, dilation=1):
+    """The convolution of the module docstring, as ``conv2d_reference``, computed by ``_conv``.
+    padding: an integer, 0 <= padding <= dilation (k - 1) (the output never grows); dilation >= 1."""
+    padding, dilation = _check(x, w, padding, dilation)
+    return _conv(x, w, (padding, padding), dilation)
+
+
+def _check(x, w, padding, dilation):
+    """conv2d's arguments checked; returns (padding, dilation) as Python ints."""
+    checks.array("x", x, ndim=4)
+    checks.array("w", w, ndim=4)
+    padding = checks.count("padding", padding, minimum=0)
+    dilation = checks.count("dilation", dilation)
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"w: expected (O, C, kh, kw) with x's C = {x.shape[1]} input channels, "
+                         f"got shape {tuple(w.shape)}")
+    if padding > dilation * (min(w.shape[2:]) - 1):
+        raise ValueError(f"padding: expected at most dilation*(k-1) = {dilation * (min(w.shape[2:]) - 1)} "
+                         f"for kernel {tuple(w.shape[2:])}, got {padding}")
+    if min(x.shape[2:]) + 2 * padding - dilation * (max(w.shape[2:]) - 1) < 1:
+        raise ValueError(f"x: the dilated kernel {tuple(w.shape[2:])} (dilation {dilation}) does not "
+                         f"fit the padded input {tuple(x.shape[2:])} (padding {padding})")
+    return padding, dilation
+
+
+# The fast path. The input gradient of y is the same convolution of g with the flipped,
+# transposed kernel and padding d(k-1) - p; its weight gradient is a correlation of x_pad with g.
+# All three run on a flattened padded grid: with the padded input laid out as (C, positions),
+# tap (i, j) reads it shifted by d(i Ws + j) positions, so the convolution is a sum of shifted
+# matrix products. Stacking the kh row shifts (kh copies of the input, where im2col makes kh kw)
+# leaves kw products (O, kh C) @ (kh C, positions). Neighbours share their padding: a row holds
+# its p left zeros only (a tap reading past its right end lands in the next row's left zeros)
+# and an image its top zeros only (the next image's top zeros serve as its bottom ones), so a
+# row is W + p wide, not W + 2p, and an image H + p high: 19% fewer positions for a 3x3 "same"
+# convolution of an 8x8 image, 44% at dilation 4. Positions off the output (the last
+# d(k-1) - p columns of a row and rows of an image) compute garbage that is cropped away; the
+# kept ones read only their own image and zeros.
 def _row_shifts(x, kernel, padding, dilation):
     """R[(i, c), q] = grid[c, q + d*i*Ws]: x on the shared-padding grid (C, (N + extra) Hs Ws),
     Hs = H + ph and Ws = W + pw, its kh row shifts stacked, q running over the N Hs Ws
@@ -104,21 +130,3 @@ defvjp(_conv,
 defvjp(_conv_weight_grad,
        lambda dw, x, g, kernel, padding, dilation: lambda v: _conv_input_grad(g, v, padding, dilation),
        lambda dw, x, g, kernel, padding, dilation: lambda v: _conv(x, v, padding, dilation))
-
-
-def conv2d(x, w, padding=0, dilation=1):
-    """2-D convolution (cross-correlation, as in PyTorch), stride 1: x (N, C, H, W), w (O, C, kh, kw).
-
-    Zero padding ``padding`` on each side, kernel dilation ``dilation`` (Yu & Koltun 2016).
-    Output (N, O, H + 2p - d(kh-1), W + 2p - d(kw-1)).
-    """
-    if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
-        raise ValueError(f"conv2d: x must be (N, C, H, W) and w (O, C, kh, kw) with the same C; "
-                         f"got x {x.shape}, w {w.shape}")
-    if dilation < 1 or padding < 0 or padding > dilation * (min(w.shape[2:]) - 1):
-        raise ValueError(f"conv2d: need dilation >= 1 and 0 <= padding <= dilation*(k-1); "
-                         f"got padding={padding}, dilation={dilation}, kernel {w.shape[2:]}")
-    if min(x.shape[2:]) + 2 * padding - dilation * (max(w.shape[2:]) - 1) < 1:
-        raise ValueError(f"conv2d: the dilated kernel {w.shape[2:]} (dilation {dilation}) does not "
-                         f"fit the padded input {x.shape[2:]} (padding {padding})")
-    return _conv(x, w, (padding, padding), dilation)

@@ -1,9 +1,10 @@
 """Score networks built from ``nn``: (init, apply) pairs over dict parameters.
 
-- ``mlp``: a score net s(x) = MLP(x) on vectors (N, D).
+- ``mlp``: a score net s(x) = W_L a(... a(x W_1 + b_1) ...) + b_L on vectors (N, D).
 - ``noise_conditional_mlp``: s(x, sigma) = MLP(concat(x, log sigma)) / sigma, NCSNv2's output
-  scaling (Song & Ermon 2020, technique 3): the net learns sigma * score, which is O(1).
-- ``energy_mlp``: a scalar energy E(x); its score is -grad_x E (DESIGN.md §3).
+  scaling (Song & Ermon 2020, Technique 3): the net learns sigma * score, which is O(1).
+- ``energy_mlp``: a scalar energy E(x), p(x) ~ exp(-E(x)); its score is -grad_x E
+  (docs/conventions.md: the sign is the convention).
 - ``mlp_score_and_divergence``: the exact Jacobian trace of a one- or two-hidden-layer MLP in
   closed form, a structured fast path for exact (implicit) score matching that the tests check
   against the generic autograd ``objectives.divergence``.
@@ -11,48 +12,64 @@
 import autograd.numpy as anp
 from autograd import elementwise_grad
 
-from . import nn
+from . import checks, fused, nn
 
 
 def mlp_init(rng, sizes):
     """Layers of widths ``sizes`` (e.g. [2, 128, 128, 2]), PyTorch's default initialisation."""
+    if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
+        raise ValueError(f"sizes: expected a list of at least two layer widths, got {checks.show(sizes)}")
+    sizes = [checks.count(f"sizes[{i}]", s) for i, s in enumerate(sizes)]
     return {"layers": [nn.dense_init(rng, a, b) for a, b in zip(sizes[:-1], sizes[1:])]}
-
-
-def mlp_hidden(params, x, activation=nn.softplus):
-    """The activations h_l of every hidden layer (the last layer is linear)."""
-    *hidden_layers, _ = params["layers"]
-    return _activations(hidden_layers, x, activation)
-
-
-def _activations(layers, x, activation):
-    hidden = []
-    for layer in layers:
-        x = nn.dense(layer, x, activation)
-        hidden.append(x)
-    return hidden
 
 
 def mlp(params, x, activation=nn.softplus):
     """s(x) = W_L a(... a(x W_1 + b_1) ...) + b_L, batch first."""
-    *hidden_layers, output_layer = params["layers"]  # unpacked once: each look-up is a traced node
+    return _mlp(_layers(params), checks.batch("x", x), activation)
+
+
+def _mlp(layers, x, activation):
+    *hidden_layers, output_layer = layers  # unpacked once: each look-up is a traced node
     for layer in hidden_layers:
         x = nn.dense(layer, x, activation)
     return nn.dense(output_layer, x)
 
 
+def _layers(params):
+    """``params["layers"]``, a non-empty list of dense layers (checked: a clear error, not a KeyError)."""
+    try:
+        layers = params["layers"]
+    except (TypeError, KeyError, IndexError):
+        raise TypeError(f"params: expected an MLP's parameters {{'layers': [...]}}, got "
+                        f"{checks.show(params)}") from None
+    if len(layers) == 0:
+        raise ValueError("params: the MLP has no layers")
+    return layers
+
+
+def _hidden_widths(hidden):
+    if not isinstance(hidden, (list, tuple)):
+        raise TypeError(f"hidden: expected a tuple of hidden-layer widths, got {checks.show(hidden)}")
+    return [checks.count(f"hidden[{i}]", h) for i, h in enumerate(hidden)]
+
+
 def noise_conditional_mlp_init(rng, dim, hidden=(128, 128)):
-    return mlp_init(rng, [dim + 1, *hidden, dim])
+    """An MLP from (x, log sigma) (dim + 1) through ``hidden`` to dim."""
+    dim = checks.count("dim", dim)
+    return mlp_init(rng, [dim + 1, *_hidden_widths(hidden), dim])
 
 
 def noise_conditional_mlp(params, x, sigma, activation=nn.softplus):
-    """s(x, sigma) = MLP(concat(x, log sigma)) / sigma; ``sigma`` has shape (N,) (DESIGN.md §3)."""
+    """s(x, sigma) = MLP(concat(x, log sigma)) / sigma; ``sigma`` has shape (N,), one noise level
+    per example (docs/conventions.md)."""
+    checks.sigma_per_example("sigma", sigma, checks.batch("x", x))
     log_sigma = anp.log(sigma)[:, None]
-    return mlp(params, anp.concatenate([x, log_sigma], axis=1), activation) / sigma[:, None]
+    return _mlp(_layers(params), anp.concatenate([x, log_sigma], axis=1), activation) / sigma[:, None]
 
 
 def energy_mlp_init(rng, dim, hidden=(128, 128)):
-    return mlp_init(rng, [dim, *hidden, 1])
+    """An MLP from dim through ``hidden`` to one number, the energy."""
+    return mlp_init(rng, [checks.count("dim", dim), *_hidden_widths(hidden), 1])
 
 
 def energy_mlp(params, x, activation=nn.softplus):
@@ -61,7 +78,7 @@ def energy_mlp(params, x, activation=nn.softplus):
 
 
 def energy_score(params, x, activation=nn.softplus):
-    """score = grad_x log p = -grad_x E(x) (DESIGN.md §3: the sign is the convention)."""
+    """score = grad_x log p = -grad_x E(x) (docs/conventions.md: the sign is the convention)."""
     return -elementwise_grad(lambda y: energy_mlp(params, y, activation))(x)
 
 
@@ -75,17 +92,20 @@ def mlp_score_and_divergence(params, x):
         tr(ds/dx) = d_1^T (W_2 ∘ (W_3 W_1)^T) d_2                  (two hidden layers)
         tr(ds/dx) = d_1 · diag((W_2 W_1)^T) = sum_k d_1k (W_1 ∘ W_2^T).sum(0)_k   (one)
 
-    one (H, H) product per batch whatever the data dimension D (issue 7), against D backward
-    passes for the generic trace. softplus' derivative is read off its output,
-    a'(u) = 1 - exp(-softplus(u)).
+    one (H, H) product per batch whatever the data dimension D, against D backward passes for
+    the generic trace. softplus' derivative is read off its output, a'(u) = 1 - exp(-softplus(u)).
     """
-    *hidden_layers, output_layer = params["layers"]  # unpacked once: each look-up is a traced node
+    *hidden_layers, output_layer = _layers(params)  # unpacked once: each look-up is a traced node
     if len(hidden_layers) not in (1, 2):
         raise ValueError(f"params: the closed-form trace needs 1 or 2 hidden layers, got "
                          f"{len(hidden_layers)}; use objectives.divergence for other nets")
-    hidden = _activations(hidden_layers, x, nn.softplus)
-    score = nn.dense(output_layer, hidden[-1])
-    d = [nn.sigmoid_from_softplus(h) for h in hidden]
+    h = checks.batch("x", x)
+    hidden = []
+    for layer in hidden_layers:
+        h = nn.dense(layer, h, nn.softplus)
+        hidden.append(h)
+    score = nn.dense(output_layer, h)
+    d = [fused.sigmoid_from_softplus(h) for h in hidden]
     w_first, w_last = hidden_layers[0]["W"], output_layer["W"]
     if len(hidden) == 1:
         return score, d[0] @ anp.sum(w_first * w_last.T, axis=0)

@@ -7,6 +7,7 @@ For data x ~ p in any batch-first shape (sums run over every non-batch axis, mea
     sliced SM       J_S = E_x E_v [vᵀ ∇s(x) v + ½ (vᵀ s(x))²],  E[v vᵀ] = I      Song et al. 2019 eq. 7
     DSM at σ        J_σ = ½ E ||s(x̃) + (x̃ - x)/σ²||²,  x̃ = x + σ z, z ~ N(0, I)   Vincent 2011 eq. 8
     multi-scale     L = mean_i σ_i² J_σi,  s = s(x̃, σ_i)                          Song & Ermon 2019 eq. 6
+    over an SDE     L = E_t λ(t) ½ E ||s(x_t, t) + z/σ_t||²,  x_t = α_t x + σ_t z   Song et al. 2021 eq. 7
 
 J_S has J_I as its expectation over v (Hutchinson's trace estimator); J_σ equals explicit SM
 against the perturbed density p_σ = p * N(0, σ² I) up to a constant, so its minimiser is ∇log p_σ
@@ -19,9 +20,9 @@ import math
 
 import autograd.numpy as anp
 from autograd import make_vjp
-from autograd.extend import defvjp, primitive
 
 from . import backend, checks, ops
+from .fused import half_mean_squared_norm
 
 
 def explicit_sm(score, x, target_score):
@@ -208,22 +209,3 @@ def ddpm_simple(eps_model, sde, x, rng):
     eps_model = checks.like_x("eps_model", eps_model)
     t, x_t, z, _ = _diffuse(sde, x, rng)
     return 2 * half_mean_squared_norm(z - eps_model(x_t, t))
-
-
-# ---------------------------------------------------------------- speed
-# The half squared norm every objective ends with, as one primitive: one dot product and one
-# traced node where the definition takes six.
-
-def half_mean_squared_norm_reference(r):
-    """½ E_n ||r_n||² for a batch r (N, ...), written as the definition reads."""
-    return 0.5 * ops.mean(ops.sum_per_example(r ** 2), axis=0, keepdims=False)
-
-
-@primitive
-def half_mean_squared_norm(r):
-    """½ E_n ||r_n||² = <r, r> / 2N (the mean of per-example sums is the total sum over N). Its
-    VJP, g r / N, is differentiable again."""
-    return backend.xp.vdot(r, r) / (2 * r.shape[0])
-
-
-defvjp(half_mean_squared_norm, lambda ans, r: lambda g: g * r / r.shape[0])

@@ -19,6 +19,16 @@ def tree_leaves(tree):
     return [tree]
 
 
+def tree_paths(tree, root):
+    """(path, leaf) for every leaf, in tree order; a path reads as Python would index the tree
+    from ``root``: ``params['layers'][0]['W']``."""
+    if isinstance(tree, dict):
+        return [p for key in tree for p in tree_paths(tree[key], f"{root}[{key!r}]")]
+    if isinstance(tree, (list, tuple)):
+        return [p for i, item in enumerate(tree) for p in tree_paths(item, f"{root}[{i}]")]
+    return [(root, tree)]
+
+
 def count_params(tree):
     """The number of scalars in a parameter tree."""
     return sum(int(leaf.size) for leaf in tree_leaves(tree))

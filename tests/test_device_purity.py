@@ -297,7 +297,7 @@ def _training_step(kind):
 
 # CuPy's ndarray.__matmul__ calls cupy.matmul directly instead of deferring to an autograd box
 # on its right, as NumPy's does: the package writes anp.matmul where a plain device array may
-# meet a traced one (nn.dense_reference, nn._dense_vjp, ncsn.cond_norm); these steps prove it.
+# meet a traced one (nn.dense_reference, fused._dense_vjp, ncsn.cond_norm); these steps prove it.
 TRAINING = ["dsm", "dsm_swish", "multiscale_dsm", "exact_sm_divergence", "exact_sm_closed_form",
             "energy_exact_sm", "sliced_sm", "sliced_sm_vr", "explicit_sm"]
 

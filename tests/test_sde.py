@@ -258,10 +258,9 @@ def test_bad_arguments_name_the_argument():
 
 def test_noise_conditional_nets_are_sampled_by_the_sde_samplers():
     """The noise-conditional MLP takes any σ (it is conditioned on log σ), so sigma_conditioned
-    makes it a score(x, t) for every sampler and process. NCSN is conditioned on its L trained
-    levels only: the VE SDE with the schedule's ends and n_steps = L - 1 evaluates it at exactly
-    σ_1 .. σ_{L-1} (reverse SDE, PC); the probability flow's intermediate stages fall between
-    levels and are refused (a ValueError naming sigma)."""
+    makes it a score(x, t) for every sampler and process. NCSN interpolates its per-level norm
+    tables in log σ between its L trained levels (ncsn.level_weights), so every sampler, the
+    probability flow's intermediate stages included, can query it off its training grid."""
     rng = ms.backend.default_rng(0)
     params = ms.models.noise_conditional_mlp_init(rng, 2, hidden=(16,))
     net = lambda x, sigma: ms.models.noise_conditional_mlp(params, x, sigma)
@@ -279,10 +278,9 @@ def test_noise_conditional_nets_are_sampled_by_the_sde_samplers():
     images = rng.normal((2, 1, 8, 8))
     score = sde.sigma_conditioned(ncsn_net, process)
     for out in (sde.reverse_sde(score, process, images, 3, rng),
-                sde.predictor_corrector(score, process, images, 3, rng)):
+                sde.predictor_corrector(score, process, images, 3, rng),
+                sde.probability_flow(score, process, images, 3)):
         assert out.shape == images.shape and np.all(np.isfinite(out))
-    with pytest.raises(ValueError, match="^sigma:"):
-        sde.probability_flow(score, process, images, 3)
 
 
 @pytest.mark.parametrize("sampler", ["reverse_sde", "predictor_corrector"])
