@@ -28,7 +28,7 @@ def forward_process(times, grid, density, paths, path, title):
     for k, row in enumerate(paths):
         ax.plot(times, row, color="w", lw=0.7, alpha=0.8, label="forward SDE paths" if k == 0 else None)
     ax.set_ylim(grid[0], grid[-1])
-    ax.set_xlabel("time t  (t = 0: the data;  t = 1: the prior the samplers start from)")
+    ax.set_xlabel("time t  (t = 0: the data;  t = 1: close to the prior, Gaussian)")
     ax.set_ylabel("position x")
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.5)
@@ -53,8 +53,8 @@ def error_vs_evaluations(curves, floors, path, title, bounds=None):
             mean, sd = floors[sde][metric]
             ax.axhspan(1e-9, mean + 2 * sd, color="k", alpha=0.12,
                        label=f"within sampling noise: exact samples score {mean:.2g} (+ 2 sd: {mean + 2 * sd:.2g})")
-            for value, label in (bounds or {}).get(sde, {}).get(metric, []):
-                ax.axhline(value, color="k", ls="--", lw=1.2, label=label)
+            for (value, label), style in zip((bounds or {}).get(sde, {}).get(metric, []), ("--", ":")):
+                ax.axhline(value, color="k", ls=style, lw=1.3, label=label)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_ylim(bottom=mean / 3)
@@ -90,9 +90,10 @@ def likelihoods(panels, path, title):
                 bottom.errorbar(x, errors, yerr=spread, fmt="o", ms=2, color=color, elinewidth=0.6,
                                 alpha=0.5, label=label)
         bottom.axhline(0, color="k", lw=0.8)
+        bottom.set_yscale("symlog", linthresh=1.0)  # linear within ±1 nat, logarithmic beyond: tails show
         bottom.set_xlim(grid[0], grid[-1])
         bottom.set_xlabel("position x (held-out points drawn from p)")
-        bottom.set_ylabel("log-likelihood error (nats): ODE estimate - analytic")
+        bottom.set_ylabel("log-likelihood error (nats): ODE - analytic\n(linear within ±1, log scale beyond)")
         bottom.legend(fontsize=7)
     fig.suptitle(title, fontsize=11)
     return _save(fig, path)
