@@ -8,10 +8,11 @@
 An ε-model predicts the noise in x_t = √ᾱ_t x_0 + √(1 - ᾱ_t) ε; it is called eps_model(x, i) with
 i of shape (N,), the integer step index 0 .. T-1 (Ho's t = i + 1), and ``betas`` holds β_1 .. β_T.
 
-Map to the VP SDE (Song et al. 2021 App. B): with t_i = i/T and β_i = β(t_i)/T, the chain is the
-Euler-Maruyama discretisation of dx = -½β(t) x dt + √β(t) dw, and ᾱ_i = ∏(1 - β(t_j)/T) →
-exp(-∫_0^{t_i} β) = alpha_{t_i}², 1 - ᾱ_i → sigma_{t_i}², ε = -sigma_t ∇log p_t. ``vp_betas`` gives
-that schedule; β_min = 0.1, β_max = 20, T = 1000 is Ho et al.'s β_1 = 1e-4 .. β_T = 0.02.
+Map to the VP SDE (Song et al. 2021 App. B): step i is time t ≈ i/T and β_i = β(t)/T, so the chain
+is the Euler-Maruyama discretisation of dx = -½β(t) x dt + √β(t) dw with Δt = 1/T, and as T grows
+ᾱ_i = ∏(1 - β(t_j)/T) → exp(-∫_0^{i/T} β) = alpha_{i/T}², 1 - ᾱ_i → sigma_{i/T}², and the ε-model
+is -sigma_t ∇log p_t. ``vp_betas`` gives that schedule; β_min = 0.1, β_max = 20, T = 1000 is
+Ho et al.'s β_1 = 1e-4 .. β_T = 0.02.
 """
 import math
 
@@ -137,7 +138,7 @@ def ddim_sample(eps_model, betas, x_T, n_steps, progress=False):
 
     τ' the previous index (ᾱ = 1 after the first, so the last step returns x̂_0). In x̄ = x/√ᾱ and
     σ̄ = √((1 - ᾱ)/ᾱ) this is x̄' = x̄ + (σ̄' - σ̄) ε: Euler's method on the probability-flow ODE
-    dx̄/dσ̄ = ε (Song, Meng & Ermon 2021 eq. 14)."""
+    dx̄/dσ̄ = ε (Song, Meng & Ermon 2021 §4.3, eqs. 13-14)."""
     b = _host_betas(betas)
     checks.batch("x_T", x_T)
     n_steps = checks.count("n_steps", n_steps)

@@ -9,9 +9,10 @@ variance-preserving (VP) and sub-VP processes, each one small record of function
   sub-VP  f = -½ β(t) x,    g² = β(t)(1 - e^{-2B(t)}), alpha_t = exp(-½ B(t)),   sigma_t = 1 - alpha_t²
 
 with σ(t) = σ_min (σ_max/σ_min)^t, β(t) = β_min + t (β_max - β_min) and B(t) = ∫_0^t β(s) ds
-(Song et al. 2021 eqs. 9, 11, 29-33). For VE the time-0 law is the data blurred by σ_min, as in
-NCSN, so sigma_0 = σ_min. A score now takes time: score(x, t), t of shape (N,); the adapters
-below turn a noise-conditional net score(x, σ), an ε-prediction or an x0-prediction into one.
+(Song et al. 2021 eqs. 9, 11, 12; the kernels App. B). For VE the time-0 law is the data blurred
+by σ_min, as in NCSN, so sigma_0 = σ_min. A score now takes time: score(x, t), t of shape (N,); the adapters
+below turn a noise-conditional net score(x, σ), an ε-prediction or an x0-prediction into one
+(and a time-conditioned net back into score(x, σ) for annealed Langevin).
 
 Each member takes t as a Python float (a sampler's step, no device work) or an (N,) array (per
 example). The samplers over any of these SDEs are in ``sde_sampling`` (reverse SDE,
@@ -80,7 +81,7 @@ def _gaussian_prior(std):
 
 
 def VE(sigma_min, sigma_max):
-    """The variance-exploding SDE dx = σ(t) √(2 log(σ_max/σ_min)) dw (Song et al. 2021 eq. 30):
+    """The variance-exploding SDE dx = σ(t) √(2 log(σ_max/σ_min)) dw (Song et al. 2021 App. C):
     NCSN's geometric noise levels made continuous. Prior N(0, σ_max² I), t_min = 0."""
     sigma_min, sigma_max = checks.positive("sigma_min", sigma_min), checks.positive("sigma_max", sigma_max)
     if not sigma_min < sigma_max:

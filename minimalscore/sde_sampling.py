@@ -65,6 +65,22 @@ def _euler_maruyama(score, sde, x, t, dt, rng, noise=True):
     return x_new + g * math.sqrt(dt) * rng.normal(x.shape, dtype=x.dtype) if noise else x_new
 
 
+def _reverse_diffusion(score, sde, x, t, dt, rng, noise=True):
+    """The reverse-diffusion predictor (Song et al. 2021 eq. 46; Alg. 2 for VE, Alg. 3 for VP):
+    the forward step from s = t - Δt to t, x_t = r x_s + G z with r = alpha_t/alpha_s and
+    G² = sigma_t² - r² sigma_s² (exact in law), reversed as x_s = (2 - r) x_t + G² s(x_t, t) + G z.
+    For VE that is x + (σ_t² - σ_s²) s + √(σ_t² - σ_s²) z, for VP (2 - √(1 - β_i)) x + β_i s + √β_i z
+    with 1 - β_i = (alpha_t/alpha_s)²."""
+    (alpha_t, sigma_t), (alpha_s, sigma_s) = sde.marginal(t), sde.marginal(t - dt)
+    r = alpha_t / alpha_s
+    g2 = sigma_t ** 2 - r ** 2 * sigma_s ** 2
+    x_new = (2 - r) * x + g2 * _score_at(score, x, t)
+    return x_new + math.sqrt(g2) * rng.normal(x.shape, dtype=x.dtype) if noise else x_new
+
+
+PREDICTORS = {"euler_maruyama": _euler_maruyama, "reverse_diffusion": _reverse_diffusion}
+
+
 def reverse_sde(score, sde, x_T, n_steps, rng, progress=False):
     """Sample p_{t_min} by Euler-Maruyama on the reverse SDE (Song et al. 2021 eq. 6) in
     ``n_steps`` equal steps from x_T (draws of the prior). The last step returns its mean, as
@@ -102,24 +118,26 @@ def _langevin_corrector(score, x, t, snr, rng, alpha):
     return x + (eps / 2) * s + xp.sqrt(eps) * z
 
 
-def predictor_corrector(score, sde, x_T, n_steps, rng, snr=0.16, n_corrector=1, progress=False):
+def predictor_corrector(score, sde, x_T, n_steps, rng, snr=0.16, n_corrector=1, predictor="euler_maruyama",
+                        progress=False):
     """Predictor-corrector sampling (Song et al. 2021 Alg. 2 for VE, Alg. 3 for VP): at each
     t_i, ``n_corrector`` Langevin corrector steps targeting p_{t_i} (Alg. 4; Alg. 5's
     alpha_i = 1 - β_i, here (alpha_{t_i}/alpha_{t_i - Δt})², which is 1 for VE and
     exp(-∫β) ≈ 1 - β(t_i)Δt for VP and sub-VP, as the released code uses for both), then one
-    Euler-Maruyama predictor step, the last noise-free. The paper's predictor is reverse
-    diffusion, equal to Euler-Maruyama to first order in Δt; the corrector comes first, as in
-    the released code. ``snr`` 0.16 is Song et al.'s VE setting for CIFAR-10."""
+    predictor step, the last noise-free: Euler-Maruyama, or ``predictor="reverse_diffusion"``,
+    Alg. 2's and 3's own, equal to Euler-Maruyama to first order in Δt. The corrector comes
+    first, as in the released code. ``snr`` 0.16 is Song et al.'s VE setting for CIFAR-10."""
     score = _setup(score, sde, x_T, "x_T", n_steps)
     checks.positive("snr", snr)
     checks.count("n_corrector", n_corrector, minimum=0)
+    predict = PREDICTORS[checks.option("predictor", predictor, tuple(PREDICTORS))]
     x = x_T
     for i, t, dt in _steps(sde, n_steps, progress, "predictor-corrector"):
         alpha = (sde.marginal(t)[0] / sde.marginal(t - dt)[0]) ** 2
         for _ in range(n_corrector):
             x = _langevin_corrector(score, x, t, snr, rng, alpha)
-        x = _guard(_euler_maruyama(score, sde, x, t, dt, rng, noise=i < n_steps - 1), i, n_steps,
-                   "predictor_corrector")
+        x = predict(score, sde, x, t, dt, rng, noise=i < n_steps - 1)
+        _guard(x, i, n_steps, "predictor_corrector")
     return x
 
 

@@ -42,7 +42,7 @@ def test_marginal_solves_the_moment_equations(name):
 @pytest.mark.identity
 def test_closed_forms():
     """VP: alpha_t = exp(-½∫_0^t β), sigma_t² = 1 - alpha_t²; sub-VP: the same alpha_t and
-    sigma_t² = (1 - alpha_t²)²; VE: sigma_t = σ_min (σ_max/σ_min)^t (Song et al. 2021 eqs. 29-33),
+    sigma_t² = (1 - alpha_t²)²; VE: sigma_t = σ_min (σ_max/σ_min)^t (Song et al. 2021 App. B, C),
     the integral by adaptive quadrature of g(t)² = β(t) (error < 1e-12)."""
     vp, subvp, ve = PROCESSES["VP"], PROCESSES["SubVP"], PROCESSES["VE"]
     for t in (1e-5, 0.1, 0.5, 1.0):

@@ -67,7 +67,8 @@ def test_probability_flow_converges_at_its_order(name, method, steps, order, err
     """The flow of a point 1.3 standard deviations out against the closed-form map: the error
     falls by ~2^order as steps double (asserted > 0.75 x 2^order; measured 1.8-2.1 for Euler,
     4.1-5.2 for Heun, 13-20 for RK4), and at the largest step count it is below the stated bound
-    (in units of sqrt(V_{t_min}); measured VE 1.5e-1/2.4e-3/2.1e-5, VP 3.7e-3/1.3e-5/1.2e-6)."""
+    (in units of sqrt(V_{t_min}); Euler/Heun/RK4 measured VE 3.9e-2/2.4e-3/2.1e-5, VP
+    9.0e-4/1.3e-5/1.2e-6, sub-VP 9.8e-4/3.2e-4/1.1e-6)."""
     process = PROCESSES[name]
     mv, score = gaussian(process)
     (m1, v1), (m0, v0) = mv(1.0), mv(process.t_min)
@@ -76,7 +77,7 @@ def test_probability_flow_converges_at_its_order(name, method, steps, order, err
     flow = lambda k: float(sde.probability_flow(score, process, x1, k, method=method)[0, 0])
     errors = [abs(flow(k) - exact) / math.sqrt(v0) for k in steps]
     assert errors[0] / errors[1] > 0.75 * 2 ** order and errors[1] / errors[2] > 0.75 * 2 ** order
-    if name != "VE" or method != "euler":  # VE's Euler error is 0.15 at 200 steps: stiff in t
+    if name != "VE" or method != "euler":  # VE's Euler error is 0.04 at 400 steps: σ(t) grows 1000-fold
         assert errors[-1] < error_bound
 
 
