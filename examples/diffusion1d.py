@@ -3,13 +3,14 @@ VE and VP processes as pictures, the error of every sampler against the exact p 
 number of score evaluations grows (with the exact score: pure discretisation error; with a learned
 one: where the network's error takes over), and PF-ODE log-likelihoods against the analytic ones.
 
-    python -m examples.diffusion1d            # full run, about 2 minutes on a 2-core CPU
-    python -m examples.diffusion1d --quick    # under a minute (the test runs this)
+    python -m examples.diffusion1d            # full run, about 90 s on a 2-core CPU
+    python -m examples.diffusion1d --quick    # about 25 s (the test runs this)
 
 Figures (PNG) and metrics.json go to --out (default ./out/diffusion1d/); the tables print here.
-The learned score is one noise-conditional MLP per SDE, s(y, σ) = MLP(y, log σ)/σ
-(``ms.models.noise_conditional_mlp``), read as a score in time through ``ms.sde.sigma_conditioned``
-and trained by continuous-time DSM (``ms.objectives.dsm_sde``, λ(t) = sigma_t²).
+The learned score is one noise-conditional MLP per SDE (``ms.models.noise_conditional_mlp``),
+s(y, σ) = MLP(y/√(σ² + σ_data²), log σ)/σ, read as a score in time through
+``ms.sde.sigma_conditioned`` (σ = sigma_t/alpha_t, y = x/alpha_t) and trained by continuous-time DSM
+(``ms.objectives.dsm_sde``, λ(t) = sigma_t²). Every sampler starts from exact draws of p_1.
 """
 import math
 
@@ -59,7 +60,7 @@ def train_score(sde, name, data, rng, n_steps):
 
 def net(params):
     """s(y, σ) = MLP(c(σ) y, log σ)/σ: the noise-conditional MLP fed y scaled by
-    c(σ) = 1/√(σ² + σ_data²), the standard deviation of p_σ's inverse (Karras et al. 2022,
+    c(σ) = 1/√(σ² + σ_data²), one over the standard deviation of p_σ (Karras et al. 2022,
     Table 1's c_in), so that its input is of unit size at σ = 0.01 and at σ = 150 alike."""
     return lambda y, sigma: models.noise_conditional_mlp(
         params, y / anp.sqrt(sigma ** 2 + SIGMA_DATA ** 2)[:, None], sigma)

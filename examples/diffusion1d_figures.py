@@ -57,7 +57,7 @@ def error_vs_evaluations(curves, floors, path, title, bounds=None):
                 ax.axhline(value, color="k", ls=style, lw=1.3, label=label)
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_ylim(bottom=mean / 3)
+            ax.set_ylim(bottom=mean / 5)
             ax.grid(True, which="both", alpha=0.25)
             ax.set_ylabel(names[metric])
             if row == 0:
