@@ -32,11 +32,13 @@ def annealed_langevin(score_t, score_sigma, sde, budget, x_T, rng):
 
 
 def ddpm(score_t, score_sigma, sde, budget, x_T, rng):
+    """Ho et al. 2020 Alg. 2 on the ``budget``-step chain that matches the VP SDE, ε = -sigma_t s."""
     betas, times = exact.ddpm_chain(sde, budget)
     return ms.sde.ddpm_sample(exact.eps_model(score_t, sde, times), betas, x_T, rng)
 
 
 def ddim(score_t, score_sigma, sde, budget, x_T, rng):
+    """Song, Meng & Ermon 2021 eq. 12 (η = 0) on the same chain, every one of its steps."""
     betas, times = exact.ddpm_chain(sde, budget)
     return ms.sde.ddim_sample(exact.eps_model(score_t, sde, times), betas, x_T, budget)
 
