@@ -5,13 +5,12 @@ sample fluctuates like √(1/n + 1/M) times a Kolmogorov variable, whose mean is
 and standard deviation 0.2603 (Kolmogorov 1933): ``ks_noise`` gives that mean and sd. A KS
 difference between two independent runs has sd √2 times that.
 """
-import json
 import math
-import os
 
 import pytest
 
 from examples import diffusion1d
+from quick_runs import quick_run
 
 KOLMOGOROV_MEAN, KOLMOGOROV_SD = 0.8687, 0.2603
 
@@ -24,13 +23,7 @@ def ks_noise(n, m):
 
 @pytest.fixture(scope="module")
 def metrics(tmp_path_factory):
-    out = tmp_path_factory.mktemp("diffusion1d")
-    result = diffusion1d.main(["--quick", "--out", str(out), "--seed", "0"])
-    with open(os.path.join(out, "metrics.json")) as f:
-        assert json.load(f)["network"] == result["network"]
-    for name in ("1_forward_VE", "1_forward_VP", "2_error_exact_score", "3_error_learned_score", "4_likelihood"):
-        assert os.path.getsize(os.path.join(out, f"{name}.png")) > 10_000
-    return result
+    return quick_run(diffusion1d, tmp_path_factory.mktemp("diffusion1d"), ("1_forward_VE", "1_forward_VP", "2_error_exact_score", "3_error_learned_score", "4_likelihood"), "network")
 
 
 def _ks(metrics, kind, sde, family, budget):
