@@ -1,21 +1,14 @@
 """`python -m examples.gmm1d --quick` runs and its numbers say what the theory says (docs/theory.md §6)."""
-import json
-import os
 
 import pytest
 
 from examples import gmm1d
+from quick_runs import quick_run
 
 
 @pytest.fixture(scope="module")
 def metrics(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gmm1d")
-    result = gmm1d.main(["--quick", "--out", str(out), "--seed", "0"])
-    with open(os.path.join(out, "metrics.json")) as f:
-        assert json.load(f)["fisher_p"] == result["fisher_p"]
-    for name in ("1_score", "2_denoising_targets", "3_learned_scores", "4_samples"):
-        assert os.path.getsize(os.path.join(out, f"{name}.png")) > 10_000
-    return result
+    return quick_run(gmm1d, tmp_path_factory.mktemp("gmm1d"), ("1_score", "2_denoising_targets", "3_learned_scores", "4_samples"), "fisher_p")
 
 
 def test_metrics_have_the_documented_keys(metrics):
