@@ -724,7 +724,7 @@ def non_finite(out, depth=0):
         return [f"a complex number {out}"]
     if isinstance(out, (float, int)) and not isinstance(out, bool):
         return [] if math.isfinite(out) else [f"{out}"]
-    if backend.is_array(out) or isinstance(out, np.ndarray):
+    if backend.is_array(out) or isinstance(out, (np.ndarray, np.generic)):
         a = backend.asnumpy(out)
         if a.dtype.kind == "c":
             return ["a complex array"]
