@@ -61,6 +61,11 @@ EXCLUDED = {
     "tree": "parameter-tree walkers (tree_map, tree_leaves, count_params) used by optim and "
             "train on trees those entry points check",
     "conv": "the conv2d primitive family, a building block of nn layers (checks its shapes)",
+    "fused": "layers fused into single autograd primitives (softplus, dense, instance norm++, "
+             "the half squared norm): building blocks inside traced graphs, like nn's",
+    "checkpoint.check_settings": "the settings comparison that load(path, expect=...) runs; "
+                                 "covered through load",
+    "checkpoint.leaf_paths": "a helper naming a tree's leaves for the checkpoint's messages",
     "nn": "layers and activations called inside traced graphs (hot path; models.* and "
           "ncsn.apply are the entry points that check)",
     "backend.asarray": "the converter: accepts anything NumPy/CuPy can convert, by design",
@@ -268,7 +273,8 @@ class Ctx:
     def checkpoint(cls):
         path = cls.path("good.ckpt")
         if not os.path.exists(path):
-            ms.train.save_checkpoint(path, checkpoint_state())
+            save = getattr(ms, "checkpoint", None)
+            (save.save if save else ms.train.save_checkpoint)(path, checkpoint_state())
         return path
 
     @classmethod
@@ -473,6 +479,10 @@ TARGETS_SDE_SAMPLING = {
 }
 ENERGY_PARAMS = lambda: params_role((2, 4, 1))
 NC_SIGMAS = lambda: sigmas_role()
+NCSN_SIGMA = lambda: Role(lambda c: arr([1.0, 0.1]), (  # a level off the schedule may be interpolated
+    Bad("off the schedule", const(arr([1.0, 0.3])), False), Bad("NaN", const(arr([1.0, NAN]))),
+    Bad("shape (N + 1,)", const(arr([1.0, 0.1, 0.5]))), Bad("negative", const(arr([-1.0, 0.1]))),
+    Bad("a float", const(0.5))))
 ALTERNATING = np.tile([1.0, -1.0], 32)
 
 TARGETS = {
@@ -582,6 +592,17 @@ TARGETS = {
     # train
     "train.save_checkpoint": Target({"state": lambda: Role(lambda c: checkpoint_state(), (
         Bad("not a dict", const(5)), Bad("holding a function", const({"f": score1}))))}),
+    "checkpoint.save": Target({"state": lambda: Role(lambda c: checkpoint_state(), (
+        Bad("holding a function", const({"f": score1})), Bad("holding a NumPy object array",
+                                                          const({"a": np.array([None, 1], dtype=object)})))),
+        "settings": lambda: Role(lambda c: OMIT, (Bad("not a dict", const(5)),
+                                                  Bad("holding an array", const({"x": arr([1.0])}))))}),
+    "checkpoint.load": Target({"path": lambda: Role(lambda c: Ctx.checkpoint(), (
+        *PATH_BAD, *(file_bad(k) for k in ("truncated", "empty", "text", "flipped")))),
+        "expect": lambda: Role(lambda c: OMIT, (Bad("not a dict", const(5)),
+                                                Bad("a different step", const({"step": 2}))))}),
+    "checkpoint.fingerprint": Target({"tree": lambda: Role(lambda c: checkpoint_state(), (
+        Bad("holding a function", const({"f": score1})),))}),
     "train.load_checkpoint": Target({"path": lambda: Role(lambda c: Ctx.checkpoint(), (
         *PATH_BAD, *(file_bad(k) for k in ("truncated", "empty", "text", "flipped"))))}),
     "train.fit": Target({
@@ -667,12 +688,11 @@ TARGETS = {
     # ncsn
     "ncsn.init": Target({"n_levels": lambda: count_role(3), "channels": lambda: count_role(4),
                          "image_channels": lambda: count_role(1)}),
+    "ncsn.level_weights": Target({"sigma": lambda: NCSN_SIGMA(), "sigmas": NC_SIGMAS}),
     "ncsn.apply": Target({"params": lambda: Role(lambda c: ms.ncsn.init(backend.default_rng(0), 3, 4), (
         Bad("None", const(None)), Bad("for 3 image channels", lambda g, a: ms.ncsn.init(
             backend.default_rng(0), 3, 4, image_channels=3)))),
-        "x": IMAGES, "sigma": lambda: Role(lambda c: arr([1.0, 0.1]), (
-            Bad("off the schedule", const(arr([1.0, 0.3]))), Bad("NaN", const(arr([1.0, NAN]))),
-            Bad("shape (N + 1,)", const(arr([1.0, 0.1, 0.5]))), Bad("negative", const(arr([-1.0, 0.1]))))),
+        "x": IMAGES, "sigma": lambda: NCSN_SIGMA(),
         "sigmas": NC_SIGMAS}, like("x")),
     # nn
     "nn.activation": Target({"name": lambda: option_role("softplus", "relu")}),
