@@ -107,7 +107,8 @@ class Bad(NamedTuple):
     label: str
     make: Callable  # (good value of this parameter, all good arguments) -> the bad value
     must_raise: bool = True
-    mentions: str = None  # the word the error must name, where not the parameter's name
+    mentions: tuple = None  # the names the error may name instead of the parameter's (a
+    # mismatch between two arguments may be blamed on either)
 
 
 class Role(NamedTuple):
@@ -163,10 +164,11 @@ def nonfinite_fuzz(g, a):
         lambda p: Bad(f"{p[1]} at flat index {p[0]}", lambda g, a: with_value(g, p[1], p[0])))
 
 
-def batch_role(shape=(N, D), seed=0, wrong_width_raises=False, other_width=True):
+def batch_role(shape=(N, D), seed=0, wrong_width_raises=False, other_width=True, partners=()):
     """A batch-first float array: wrong ndim, empty, NaN, inf, None refused; a list or an
     integer array may be converted; another width is refused only where it is pinned (and not
-    tried where only a user callable could notice it)."""
+    tried where only a user callable could notice it); ``partners``: the arguments a width
+    mismatch may be blamed on instead."""
     bad = (Bad("without batch axis", lambda g, a: g.reshape(g.shape[0], -1)[:, 0]),
            Bad("empty batch", lambda g, a: g[:0]),
            Bad("NaN", lambda g, a: with_value(g, NAN)), Bad("inf", lambda g, a: with_value(g, INF, 1)),
@@ -174,7 +176,7 @@ def batch_role(shape=(N, D), seed=0, wrong_width_raises=False, other_width=True)
            Bad("a list", lambda g, a: backend.asnumpy(g).tolist(), False),
            Bad("integer array", lambda g, a: backend.xp.round(g * 3).astype(backend.xp.int64), False),
            Bad("another width", lambda g, a: draw(g.shape[:-1] + (g.shape[-1] + 1,), 7),
-               wrong_width_raises))
+               wrong_width_raises, partners))
     return Role(lambda c: draw(shape, seed), bad if other_width else bad[:-1], nonfinite_fuzz)
 
 
@@ -243,8 +245,11 @@ def params_role(sizes):
     def mismatched(g, a):
         return ms.models.mlp_init(backend.default_rng(1), [sizes[0] + 1, *sizes[1:]])
     return Role(lambda c: ms.models.mlp_init(backend.default_rng(0), list(sizes)),
-                (Bad("None", const(None)), Bad("an empty dict", const({})),
-                 Bad("for another input width", mismatched)))
+                (Bad("None", const(None)), Bad("an empty dict", const({}), mentions=TREES),
+                 Bad("for another input width", mismatched, mentions=("x", *TREES))))
+
+
+TREES = ("params", "grads", "ema")  # trees that must match one another
 
 
 def tree_like_params_role(scale=0.1):
@@ -254,9 +259,11 @@ def tree_like_params_role(scale=0.1):
     return Role(lambda c: ms.tree.tree_map(lambda v: v * scale + scale,
                                            ms.models.mlp_init(backend.default_rng(0), [2, 4, 2])),
                 (Bad("NaN leaves", nan_leaf), Bad("None", const(None)),
-                 Bad("a tree of another structure", lambda g, a: {"layers": g["layers"][:1]}),
+                 Bad("a tree of another structure", lambda g, a: {"layers": g["layers"][:1]},
+                     mentions=TREES),
                  Bad("a leaf of another shape", lambda g, a: {"layers": [
-                     {"W": g["layers"][0]["W"][:1], "b": g["layers"][0]["b"]}, g["layers"][1]]})))
+                     {"W": g["layers"][0]["W"][:1], "b": g["layers"][0]["b"]}, g["layers"][1]]},
+                     mentions=TREES)))
 
 
 class Ctx:
@@ -393,7 +400,7 @@ NAMES = {
     "state": lambda: Role(lambda c: ms.samplers.chain_state(ms.samplers.log_prob_and_grad(log_prob), draw((N, D), 1)), (
         Bad("None", const(None)), Bad("x alone", lambda g, a: g[0]), Bad("NaN in x", lambda g, a: (
             with_value(g[0], NAN),) + tuple(g[1:])), Bad("two entries", lambda g, a: g[:2]))),
-    "x_t": lambda: batch_role(seed=4), "x_0": lambda: batch_role(seed=5),
+    "x_t": lambda: batch_role(seed=4, partners=("x_0",)), "x_0": lambda: batch_role(seed=5, partners=("x_t",)),
     "alpha_bar": lambda: interval_role(0.5), "alpha_bar_prev": lambda: interval_role(0.7),
     "n_total": lambda: count_role(10), "variance": lambda: option_role("beta"),
     "predictor": lambda: option_role(OMIT), "x0_model": lambda: callable_role(gaussian_score, "like"),
@@ -437,8 +444,8 @@ def first(check):
     return lambda out, args: check(out[0], args)
 
 
-PINNED_X = {"x": lambda: batch_role(wrong_width_raises=True)}
-IMAGES = lambda: batch_role((2, 1, 8, 8), wrong_width_raises=True)
+PINNED_X = {"x": lambda: batch_role(wrong_width_raises=True, partners=("params",))}
+IMAGES = lambda: batch_role((2, 1, 8, 8), wrong_width_raises=True, partners=("params",))
 SAMPLE_2D = lambda seed: Role(lambda c: draw((8, D), seed), (
     Bad("NaN", lambda g, a: with_value(g, NAN)), Bad("empty", lambda g, a: g[:0]),
     Bad("3-D", lambda g, a: g[:, :, None]), Bad("None", const(None)),
@@ -591,7 +598,7 @@ TARGETS = {
     "train.fit": Target({
         "loss_fn": lambda: Role(lambda c: dsm_loss, (
             # a divergence, not a typo: the message names the loss (and step, parameter, lr)
-            Bad("returns NaN", const(lambda p, b, r: dsm_loss(p, b, r) * NAN), mentions="loss"),
+            Bad("returns NaN", const(lambda p, b, r: dsm_loss(p, b, r) * NAN), mentions=("loss",)),
             Bad("returns (N,)", const(lambda p, b, r: anp.sum(ms.models.mlp(p, b), axis=1))),
             Bad("not callable", const(5)))),
         "x": lambda: batch_role((16, D), other_width=False), "n_steps": lambda: count_role(2),
@@ -674,7 +681,7 @@ TARGETS = {
                          "image_channels": lambda: count_role(1)}),
     "ncsn.level_weights": Target({"sigma": lambda: ncsn_sigma_role(batch=False), "sigmas": NC_SIGMAS}),
     "ncsn.apply": Target({"params": lambda: Role(lambda c: ms.ncsn.init(backend.default_rng(0), 3, 4), (
-        Bad("None", const(None)), Bad("for 3 image channels", lambda g, a: ms.ncsn.init(
+        Bad("None", const(None)), Bad("for 3 image channels", mentions=("x",), make=lambda g, a: ms.ncsn.init(
             backend.default_rng(0), 3, 4, image_channels=3)))),
         "x": IMAGES, "sigma": lambda: ncsn_sigma_role(),
         "sigmas": NC_SIGMAS}, like("x")),
@@ -804,8 +811,9 @@ def result_problems(qualname, out, args):
     return problems
 
 
-def names(message, name, value):
-    if re.search(rf"(?<![\w]){re.escape(name)}(?!\w)", message):
+def names(message, words, value):
+    """True if the message names one of ``words`` (as a whole word) or quotes the bad path."""
+    if any(re.search(rf"(?<![\w]){re.escape(w)}(?!\w)", message) for w in words):
         return True
     return isinstance(value, str) and len(value) > 3 and value in message
 
@@ -820,10 +828,11 @@ def judge(qualname, fn, args, name, bad):
     except (ValueError, TypeError, OSError) as err:
         if isinstance(err, OSError) and name not in ("path", "data_dir", "checkpoint"):
             return f"confusing error {type(err).__name__}: {err}"
-        if names(str(err), bad.mentions or name, value):
+        words = (name, *(bad.mentions or ()))
+        if names(str(err), words, value):
             return None
-        return (f"confusing error (does not name {bad.mentions or name!r}) {type(err).__name__}: "
-                f"{str(err)[:200]}")
+        return (f"confusing error (does not name {' or '.join(map(repr, words))}) "
+                f"{type(err).__name__}: {str(err)[:200]}")
     except Exception as err:
         return f"confusing error {type(err).__name__}: {str(err)[:200]}"
     problems = result_problems(qualname, out, args)
