@@ -82,7 +82,8 @@ EXCLUDED = {
        for name in ("sigma_index", "one_hot", "cond_norm_init", "cond_norm", "residual_init",
                     "residual", "refine_init", "refine")},
 }
-INCLUDED_ANYWAY = {"nn.activation"}  # the one option look-up in nn a learner calls
+# the one option look-up in nn a learner calls, and the upsampling whose factor a learner types
+INCLUDED_ANYWAY = {"nn.activation", "ops.upsample_nearest"}
 
 
 # ---------------------------------------------------------------- good values and bad ones
@@ -685,7 +686,11 @@ TARGETS = {
             backend.default_rng(0), 3, 4, image_channels=3)))),
         "x": IMAGES, "sigma": lambda: ncsn_sigma_role(),
         "sigmas": NC_SIGMAS}, like("x")),
-    # nn
+    # nn, ops: x comes from a layer above (no bad values), the factor from the user
+    "ops.upsample_nearest": Target({"x": lambda: Role(lambda c: draw((2, 1, 4, 4))),
+                                    "factor": lambda: count_role(2)},
+                                   lambda out, a: [] if np.shape(out) == (2, 1, 4 * a["factor"], 4 * a["factor"])
+                                   else [f"shape {np.shape(out)}"]),
     "nn.activation": Target({"name": lambda: option_role("softplus", "relu")}),
 }
 
