@@ -165,19 +165,24 @@ def nonfinite_fuzz(g, a):
         lambda p: Bad(f"{p[1]} at flat index {p[0]}", lambda g, a: with_value(g, p[1], p[0])))
 
 
-def batch_role(shape=(N, D), seed=0, wrong_width_raises=False, other_width=True, partners=()):
+def batch_role(shape=(N, D), seed=0, wrong_width_raises=False, other_width=True, partners=(), axis=-1):
     """A batch-first float array: wrong ndim, empty, NaN, inf, None refused; a list or an
     integer array may be converted; another width is refused only where it is pinned (and not
     tried where only a user callable could notice it); ``partners``: the arguments a width
-    mismatch may be blamed on instead."""
+    mismatch may be blamed on instead; ``axis``: the one that is the width (1: an image's
+    channels, which the network fixes, where its height and width are free)."""
+    def wider(g, a):
+        shape = list(g.shape)
+        shape[axis] += 1
+        return draw(tuple(shape), 7)
+
     bad = (Bad("without batch axis", lambda g, a: g.reshape(g.shape[0], -1)[:, 0]),
            Bad("empty batch", lambda g, a: g[:0]),
            Bad("NaN", lambda g, a: with_value(g, NAN)), Bad("inf", lambda g, a: with_value(g, INF, 1)),
            Bad("None", const(None)), Bad("a float", const(1.0)),
            Bad("a list", lambda g, a: backend.asnumpy(g).tolist(), False),
            Bad("integer array", lambda g, a: backend.xp.round(g * 3).astype(backend.xp.int64), False),
-           Bad("another width", lambda g, a: draw(g.shape[:-1] + (g.shape[-1] + 1,), 7),
-               wrong_width_raises, partners))
+           Bad("another width", wider, wrong_width_raises, partners))
     return Role(lambda c: draw(shape, seed), bad if other_width else bad[:-1], nonfinite_fuzz)
 
 
@@ -446,7 +451,7 @@ def first(check):
 
 
 PINNED_X = {"x": lambda: batch_role(wrong_width_raises=True, partners=("params",))}
-IMAGES = lambda: batch_role((2, 1, 8, 8), wrong_width_raises=True, partners=("params",))
+IMAGES = lambda: batch_role((2, 1, 8, 8), wrong_width_raises=True, partners=("params",), axis=1)
 SAMPLE_2D = lambda seed: Role(lambda c: draw((8, D), seed), (
     Bad("NaN", lambda g, a: with_value(g, NAN)), Bad("empty", lambda g, a: g[:0]),
     Bad("3-D", lambda g, a: g[:, :, None]), Bad("None", const(None)),
