@@ -252,3 +252,12 @@ def sigma_per_example(name, sigma, x):
     if not bool(((raw > 0) & (raw < math.inf)).all()):  # one host read; NaN fails both
         raise ValueError(f"{name}: expected positive finite noise levels")
     return sigma
+
+
+def tree(name, value):
+    """A parameter tree's root: a dict, list or tuple (its leaves are checked where they are
+    used); returns it. No walk and no read, so an optimiser step can afford it."""
+    if not isinstance(value, (dict, list, tuple)):
+        raise TypeError(f"{name}: expected a parameter tree (nested dicts / lists of arrays), got "
+                        f"{show(value)}")
+    return value
