@@ -261,3 +261,21 @@ def tree(name, value):
         raise TypeError(f"{name}: expected a parameter tree (nested dicts / lists of arrays), got "
                         f"{show(value)}")
     return value
+
+
+def times(name, t, n=None):
+    """A diffusion time: a real number in [0, 1] (no device work), or a floating array of shape
+    (N,), ``(n,)`` when given, every entry in [0, 1] (one host read). Returns t itself, so a time
+    autograd traces keeps its trace."""
+    raw = getval(t)
+    if not backend.is_array(raw):
+        in_interval(name, raw, 0.0, 1.0)
+        return t
+    if raw.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a time in [0, 1] or a floating array of times, got {show(raw)}")
+    if raw.ndim != 1 or raw.shape[0] == 0 or (n is not None and raw.shape[0] != n):
+        raise ValueError(f"{name}: expected one time per example, shape ({'N' if n is None else n},), "
+                         f"got {tuple(raw.shape)}")
+    if not bool(((raw >= 0) & (raw <= 1)).all()):  # one host read; NaN fails both
+        raise ValueError(f"{name}: expected times in [0, 1], got values outside it or NaN")
+    return t

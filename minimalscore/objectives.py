@@ -176,10 +176,11 @@ def _diffuse(sde, x, rng):
     """t ~ U[t_min, 1] per example, z ~ N(0, I) and x_t = alpha_t x + sigma_t z: one draw of the
     forward SDE's perturbation kernel. Returns t (N,), x_t, z and sigma_t broadcast against x."""
     checks.batch("x", x)
-    if not callable(getattr(sde, "marginal", None)):
+    if not all(callable(getattr(sde, m, None)) for m in ("_marginal", "_diffusion")):
         raise TypeError(f"sde: expected an SDE (minimalscore.sde.VE, VP or SubVP), got {checks.show(sde)}")
+    checks.rng("rng", rng)
     t = rng.uniform(sde.t_min, 1.0, (x.shape[0],), dtype=x.dtype)
-    alpha, sigma = sde.marginal(t)
+    alpha, sigma = sde._marginal(t)  # t drawn in [t_min, 1] here: the unchecked coefficients
     z = rng.normal(x.shape, dtype=x.dtype)
     alpha, sigma = ops.per_example(alpha, x.ndim), ops.per_example(sigma, x.ndim)
     return t, alpha * x + sigma * z, z, sigma
@@ -198,7 +199,7 @@ def dsm_sde(score, sde, x, rng, weighting="sigma2"):
     t, x_t, z, sigma = _diffuse(sde, x, rng)
     if weighting == "sigma2":
         return half_mean_squared_norm(sigma * score(x_t, t) + z)
-    g2 = sde.diffusion(t) ** 2
+    g2 = sde._diffusion(t) ** 2
     return 0.5 * ops.mean(g2 * ops.sum_per_example((score(x_t, t) + z / sigma) ** 2), axis=0, keepdims=False)
 
 
