@@ -20,7 +20,7 @@ from autograd import make_vjp
 from tqdm.auto import tqdm
 
 from . import backend, checks, ops
-from .objectives import divergence
+from .objectives import _jacobian_trace
 
 CHECK_EVERY = 100  # steps between finiteness checks: each is one host read
 
@@ -212,7 +212,7 @@ def log_likelihood(score, sde, x, n_steps, rng=None, method="rk4", prior_log_pro
             return ops.sum_per_example(vjp(probe) * probe)
     else:
         def div(y, t):
-            return divergence(lambda z: velocity(z, t), y)
+            return _jacobian_trace(lambda z: velocity(z, t), y)
 
     y = (x, backend.xp.zeros((x.shape[0],), dtype=x.dtype))
     t = _grid(sde.t_min, 1.0, n_steps)
