@@ -151,6 +151,10 @@ def returns(name, fn, expected_shape, described):
                 want_text = "(" + ", ".join("*" if w is None else str(w) for w in want) + ")"
                 raise ValueError(f"{name}: expected {described}, shape {want_text}, got "
                                  f"{show(getval(out))}")
+            if getval(out).dtype.kind != "f":  # e.g. numpy functions applied to autograd's boxes
+                raise TypeError(f"{name}: expected a floating-point array, got dtype "
+                                f"{getval(out).dtype}; write it with autograd.numpy (import "
+                                "autograd.numpy as anp), which autograd can differentiate")
             if not is_finite(out):
                 raise ValueError(f"{name}: returned NaN or inf at its first call")
             checked = True
@@ -268,8 +272,8 @@ def times(name, t, n=None):
     (N,), ``(n,)`` when given, every entry in [0, 1] (one host read). Returns t itself, so a time
     autograd traces keeps its trace."""
     raw = getval(t)
-    if not backend.is_array(raw):
-        in_interval(name, raw, 0.0, 1.0)
+    if not backend.is_array(raw) or raw.ndim == 0:  # a number, or a 0-d array holding one
+        in_interval(name, raw if not backend.is_array(raw) else raw.item(), 0.0, 1.0)
         return t
     if raw.dtype.kind != "f":
         raise TypeError(f"{name}: expected a time in [0, 1] or a floating array of times, got {show(raw)}")
