@@ -134,8 +134,10 @@ class RNG:
 
 
 def default_rng(seed=None):
-    """A seeded :class:`RNG` on the active backend."""
-    return RNG(seed)
+    """A seeded :class:`RNG` on the active backend; ``seed`` an integer >= 0, or None for fresh
+    entropy."""
+    from . import checks  # checks imports this module, so it is looked up at the call
+    return RNG(None if seed is None else checks.count("seed", seed, minimum=0))
 
 
 _env = os.environ.get("MINIMALSCORE_BACKEND")

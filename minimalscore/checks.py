@@ -151,6 +151,10 @@ def returns(name, fn, expected_shape, described):
                 want_text = "(" + ", ".join("*" if w is None else str(w) for w in want) + ")"
                 raise ValueError(f"{name}: expected {described}, shape {want_text}, got "
                                  f"{show(getval(out))}")
+            if getval(out).dtype.kind != "f":  # e.g. numpy functions applied to autograd's boxes
+                raise TypeError(f"{name}: expected a floating-point array, got dtype "
+                                f"{getval(out).dtype}; write it with autograd.numpy (import "
+                                "autograd.numpy as anp), which autograd can differentiate")
             if not is_finite(out):
                 raise ValueError(f"{name}: returned NaN or inf at its first call")
             checked = True
@@ -252,3 +256,30 @@ def sigma_per_example(name, sigma, x):
     if not bool(((raw > 0) & (raw < math.inf)).all()):  # one host read; NaN fails both
         raise ValueError(f"{name}: expected positive finite noise levels")
     return sigma
+
+
+def tree(name, value):
+    """A parameter tree's root: a dict, list or tuple (its leaves are checked where they are
+    used); returns it. No walk and no read, so an optimiser step can afford it."""
+    if not isinstance(value, (dict, list, tuple)):
+        raise TypeError(f"{name}: expected a parameter tree (nested dicts / lists of arrays), got "
+                        f"{show(value)}")
+    return value
+
+
+def times(name, t, n=None):
+    """A diffusion time: a real number in [0, 1] (no device work), or a floating array of shape
+    (N,), ``(n,)`` when given, every entry in [0, 1] (one host read). Returns t itself, so a time
+    autograd traces keeps its trace."""
+    raw = getval(t)
+    if not backend.is_array(raw) or raw.ndim == 0:  # a number, or a 0-d array holding one
+        in_interval(name, raw if not backend.is_array(raw) else raw.item(), 0.0, 1.0)
+        return t
+    if raw.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a time in [0, 1] or a floating array of times, got {show(raw)}")
+    if raw.ndim != 1 or raw.shape[0] == 0 or (n is not None and raw.shape[0] != n):
+        raise ValueError(f"{name}: expected one time per example, shape ({'N' if n is None else n},), "
+                         f"got {tuple(raw.shape)}")
+    if not bool(((raw >= 0) & (raw <= 1)).all()):  # one host read; NaN fails both
+        raise ValueError(f"{name}: expected times in [0, 1], got values outside it or NaN")
+    return t

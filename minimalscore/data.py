@@ -35,14 +35,23 @@ def swiss_roll(n, seed=0, noise=0.0):
 def next_batch(x, batch_size, rng, cursor=None):
     """One random mini-batch of ``x``, sampling without replacement within an epoch: returns
     (batch, cursor). The cursor {"order", "start"} is the epoch's permutation and the position in
-    it, plain data, so that a checkpoint can hold it and a resumed run draws the same batches."""
+    it, plain data, so that a checkpoint can hold it and a resumed run draws the same batches.
+    ``x`` is checked finite at a run's first call (cursor None) only: one pass over the data set
+    per run, none per step."""
+    if cursor is None:
+        checks.batch("x", x)
     n = _n_examples(x)
     batch_size, rng = min(checks.count("batch_size", batch_size), n), checks.rng("rng", rng)
     if cursor is not None and not (isinstance(cursor, dict) and {"order", "start"} <= set(cursor)):
         raise TypeError(f"cursor: expected None or the cursor next_batch returned, got "
                         f"{checks.show(cursor)}")
-    if cursor is None or cursor["start"] + batch_size > n:
-        cursor = {"order": rng.permutation(n), "start": 0}
+    return _draw(x, batch_size, rng, cursor)
+
+
+def _draw(x, batch_size, rng, cursor):
+    """The batch after ``cursor`` (a fresh permutation when there is none or the epoch is spent)."""
+    if cursor is None or cursor["start"] + batch_size > x.shape[0]:
+        cursor = {"order": rng.permutation(x.shape[0]), "start": 0}
     start = cursor["start"]
     batch = x[cursor["order"][start:start + batch_size]]
     return batch, {"order": cursor["order"], "start": start + batch_size}
@@ -50,27 +59,28 @@ def next_batch(x, batch_size, rng, cursor=None):
 
 def batches(x, batch_size, rng):
     """Endless random mini-batches of ``x``: a fresh permutation each epoch (``next_batch``).
-    The arguments are checked at the call, not at the first batch."""
-    _n_examples(x), checks.count("batch_size", batch_size), checks.rng("rng", rng)
+    The arguments, x's finiteness included, are checked at the call, not at the first batch."""
+    batch_size = min(checks.count("batch_size", batch_size), _n_examples(checks.batch("x", x)))
+    rng = checks.rng("rng", rng)
 
     def endless():
         cursor = None
         while True:
-            batch, cursor = next_batch(x, batch_size, rng, cursor)
+            batch, cursor = _draw(x, batch_size, rng, cursor)
             yield batch
 
     return endless()
 
 
 def _n_examples(x):
-    """N for a non-empty batch-first array x; no pass over the data (next_batch runs every step,
-    so finiteness is left to the loss it feeds)."""
+    """N for a batch-first array x of at least two axes, (N, D) or (N, C, H, W), N >= 1; shapes
+    only, no pass over the data (next_batch runs every step)."""
     if not backend.is_array(x):
         raise TypeError(f"x: expected a {backend.name} array of shape (N, ...), got "
                         f"{checks.show(x)}")
-    if x.ndim < 1 or x.shape[0] == 0:
-        raise ValueError(f"x: expected a non-empty batch of shape (N, ...), got shape "
-                         f"{tuple(x.shape)}")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"x: expected a non-empty batch-first array with ndim >= 2, (N, D) or "
+                         f"(N, C, H, W), got shape {tuple(x.shape)}")
     return x.shape[0]
 
 

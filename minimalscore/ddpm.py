@@ -67,6 +67,8 @@ def ddpm_posterior(betas, x_t, x_0, i):
     b = _host_betas(betas)
     checks.batch("x_t", x_t)
     checks.batch("x_0", x_0)
+    if x_0.shape != x_t.shape:
+        raise ValueError(f"x_0: expected the shape of x_t, {tuple(x_t.shape)}, got {tuple(x_0.shape)}")
     i = checks.count("i", i, minimum=0)
     if i >= len(b):
         raise ValueError(f"i: expected a step index in 0 .. {len(b) - 1}, got {i}")
@@ -91,6 +93,7 @@ def ddpm_sample(eps_model, betas, x_T, rng, variance="beta", progress=False):
     process's upper and lower bounds (exact for x_0 ~ N(0, I) and for a point mass)."""
     b = _host_betas(betas)
     checks.batch("x_T", x_T)
+    checks.rng("rng", rng)
     checks.option("variance", variance, ("beta", "posterior"))
     eps_model = checks.like_x("eps_model", eps_model)
     ab = _cumprod([1.0 - v for v in b])

@@ -145,7 +145,12 @@ def Gaussian(mean, cov, dtype=None):
     mean, cov = _as_float64("mean", mean), _as_float64("cov", cov)
     if mean.ndim != 1:
         raise ValueError(f"mean: expected shape (D,), got {mean.shape}")
-    return GaussianMixture(mean[None], cov[None], [1.0], dtype=dtype)
+    dim = mean.shape[0]
+    if cov.shape not in ((), (dim,), (dim, dim)):
+        raise ValueError(f"cov: expected a scalar, shape ({dim},) or ({dim}, {dim}) to match mean "
+                         f"{mean.shape}, got shape {cov.shape}")
+    covs = _full_covariances(cov[None], 1, dim, name="cov")
+    return GaussianMixture(mean[None], covs, [1.0], dtype=dtype)
 
 
 def _responsibilities(log_joint):
@@ -182,25 +187,25 @@ def _as_float64(name, a):
     return a
 
 
-def _full_covariances(covs, n_components, dim):
+def _full_covariances(covs, n_components, dim, name="covs"):
     """Isotropic (K,), diagonal (K, D) or full (K, D, D) covariances as full (K, D, D) matrices,
-    checked symmetric positive definite."""
+    checked symmetric positive definite; errors name the argument ``name``."""
     xp = backend.xp
     shapes = {1: (n_components,), 2: (n_components, dim), 3: (n_components, dim, dim)}
     if shapes.get(covs.ndim) != covs.shape:
-        raise ValueError(f"covs: expected (K,), (K, D) or (K, D, D) with K = {n_components}, "
+        raise ValueError(f"{name}: expected (K,), (K, D) or (K, D, D) with K = {n_components}, "
                          f"D = {dim}, got shape {covs.shape}")
     if covs.ndim < 3:
         if not bool((covs > 0).all()):
-            raise ValueError("covs: expected positive variances")
+            raise ValueError(f"{name}: expected positive variances")
         variances = covs[:, None] if covs.ndim == 1 else covs
         return variances[:, :, None] * xp.eye(dim)
     covs_T = xp.swapaxes(covs, 1, 2)
     if not bool(xp.allclose(covs, covs_T, rtol=1e-10, atol=0)):
-        raise ValueError("covs: expected symmetric covariance matrices")
+        raise ValueError(f"{name}: expected symmetric covariance matrices")
     covs = 0.5 * (covs + covs_T)  # exactly symmetric, as Cholesky and eigvalsh assume
     smallest = xp.linalg.eigvalsh(covs)[:, 0]
     if not bool((smallest > 0).all()):
-        raise ValueError(f"covs: expected positive definite matrices (smallest eigenvalue per "
+        raise ValueError(f"{name}: expected positive definite matrices (smallest eigenvalue per "
                          f"component {backend.asnumpy(smallest)})")
     return covs

@@ -11,6 +11,7 @@
 """
 import autograd.numpy as anp
 from autograd import elementwise_grad
+from autograd.tracer import getval
 
 from . import checks, fused, nn
 
@@ -25,7 +26,7 @@ def mlp_init(rng, sizes):
 
 def mlp(params, x, activation=nn.softplus):
     """s(x) = W_L a(... a(x W_1 + b_1) ...) + b_L, batch first."""
-    return _mlp(_layers(params), checks.batch("x", x), activation)
+    return _mlp(_layers(params, x), checks.batch("x", x), activation)
 
 
 def _mlp(layers, x, activation):
@@ -35,15 +36,20 @@ def _mlp(layers, x, activation):
     return nn.dense(output_layer, x)
 
 
-def _layers(params):
-    """``params["layers"]``, a non-empty list of dense layers (checked: a clear error, not a KeyError)."""
+def _layers(params, x, extra=0):
+    """``params["layers"]``, a non-empty list of dense layers whose first takes x's width plus
+    ``extra`` inputs (checked: a clear error, not a KeyError or a matmul's; shapes only, no value
+    is read, since a model runs every training step)."""
     try:
         layers = params["layers"]
-    except (TypeError, KeyError, IndexError):
-        raise TypeError(f"params: expected an MLP's parameters {{'layers': [...]}}, got "
-                        f"{checks.show(params)}") from None
-    if len(layers) == 0:
-        raise ValueError("params: the MLP has no layers")
+        width = getval(params)["layers"][0]["W"].shape[0]  # read untraced: no extra graph node
+    except (TypeError, KeyError, IndexError, AttributeError):
+        raise TypeError(f"params: expected an MLP's parameters {{'layers': [{{'W': ..., 'b': ...}}, "
+                        f"...]}}, got {checks.show(params)}") from None
+    shape = tuple(getattr(checks.array("x", x), "shape", ()))
+    if len(shape) < 2 or shape[-1] + extra != width:
+        raise ValueError(f"x: expected shape (N, {width - extra}), the width params' first layer "
+                         f"takes, got shape {shape}; params and x belong to different models")
     return layers
 
 
@@ -62,9 +68,10 @@ def noise_conditional_mlp_init(rng, dim, hidden=(128, 128)):
 def noise_conditional_mlp(params, x, sigma, activation=nn.softplus):
     """s(x, sigma) = MLP(concat(x, log sigma)) / sigma; ``sigma`` has shape (N,), one noise level
     per example (docs/conventions.md)."""
+    layers = _layers(params, x, extra=1)
     checks.sigma_per_example("sigma", sigma, checks.batch("x", x))
     log_sigma = anp.log(sigma)[:, None]
-    return _mlp(_layers(params), anp.concatenate([x, log_sigma], axis=1), activation) / sigma[:, None]
+    return _mlp(layers, anp.concatenate([x, log_sigma], axis=1), activation) / sigma[:, None]
 
 
 def energy_mlp_init(rng, dim, hidden=(128, 128)):
@@ -79,6 +86,7 @@ def energy_mlp(params, x, activation=nn.softplus):
 
 def energy_score(params, x, activation=nn.softplus):
     """score = grad_x log p = -grad_x E(x) (docs/conventions.md: the sign is the convention)."""
+    checks.array("x", x)  # autograd's own error for a non-array would not name x
     return -elementwise_grad(lambda y: energy_mlp(params, y, activation))(x)
 
 
@@ -95,7 +103,7 @@ def mlp_score_and_divergence(params, x):
     one (H, H) product per batch whatever the data dimension D, against D backward passes for
     the generic trace. softplus' derivative is read off its output, a'(u) = 1 - exp(-softplus(u)).
     """
-    *hidden_layers, output_layer = _layers(params)  # unpacked once: each look-up is a traced node
+    *hidden_layers, output_layer = _layers(params, x)  # unpacked once: each look-up is a traced node
     if len(hidden_layers) not in (1, 2):
         raise ValueError(f"params: the closed-form trace needs 1 or 2 hidden layers, got "
                          f"{len(hidden_layers)}; use objectives.divergence for other nets")

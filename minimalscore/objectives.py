@@ -48,7 +48,13 @@ def divergence(f, x):
     MLP's trace in closed form.
     """
     checks.batch("x", x)
-    vjp, fx = make_vjp(checks.like_x("f", f))(x)
+    return _jacobian_trace(checks.like_x("f", f), x)
+
+
+def _jacobian_trace(f, x):
+    """:func:`divergence` without its argument checks, for callers that checked f and x already
+    (implicit SM, the probability flow's likelihood): no host read per call."""
+    vjp, fx = make_vjp(f)(x)
     n, dim = x.shape[0], fx.size // x.shape[0]
     basis = backend.xp.eye(dim, dtype=x.dtype)
     trace = 0.0
@@ -68,7 +74,7 @@ def implicit_sm(score, x, score_and_divergence=None):
     checks.batch("x", x)
     if score_and_divergence is None:
         score = checks.like_x("score", score)
-        s, trace = score(x), divergence(score, x)
+        s, trace = score(x), _jacobian_trace(score, x)
     else:
         s, trace = _score_and_trace(score_and_divergence, x)
     return half_mean_squared_norm(s) + ops.mean(trace, axis=0, keepdims=False)
@@ -176,10 +182,11 @@ def _diffuse(sde, x, rng):
     """t ~ U[t_min, 1] per example, z ~ N(0, I) and x_t = alpha_t x + sigma_t z: one draw of the
     forward SDE's perturbation kernel. Returns t (N,), x_t, z and sigma_t broadcast against x."""
     checks.batch("x", x)
-    if not callable(getattr(sde, "marginal", None)):
+    if not all(callable(getattr(sde, m, None)) for m in ("_marginal", "_diffusion")):
         raise TypeError(f"sde: expected an SDE (minimalscore.sde.VE, VP or SubVP), got {checks.show(sde)}")
+    checks.rng("rng", rng)
     t = rng.uniform(sde.t_min, 1.0, (x.shape[0],), dtype=x.dtype)
-    alpha, sigma = sde.marginal(t)
+    alpha, sigma = sde._marginal(t)  # t drawn in [t_min, 1] here: the unchecked coefficients
     z = rng.normal(x.shape, dtype=x.dtype)
     alpha, sigma = ops.per_example(alpha, x.ndim), ops.per_example(sigma, x.ndim)
     return t, alpha * x + sigma * z, z, sigma
@@ -198,7 +205,7 @@ def dsm_sde(score, sde, x, rng, weighting="sigma2"):
     t, x_t, z, sigma = _diffuse(sde, x, rng)
     if weighting == "sigma2":
         return half_mean_squared_norm(sigma * score(x_t, t) + z)
-    g2 = sde.diffusion(t) ** 2
+    g2 = sde._diffusion(t) ** 2
     return 0.5 * ops.mean(g2 * ops.sum_per_example((score(x_t, t) + z / sigma) ** 2), axis=0, keepdims=False)
 
 

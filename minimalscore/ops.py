@@ -12,7 +12,7 @@ import math
 
 import autograd.numpy as anp
 
-from . import backend
+from . import backend, checks
 
 
 def sum_per_example(a):
@@ -57,4 +57,5 @@ def sq_distances(a, b):
 
 def upsample_nearest(x, factor=2):
     """Nearest-neighbour upsampling of (N, C, H, W) images: each pixel a factor x factor block."""
+    factor = checks.count("factor", factor)
     return anp.repeat(anp.repeat(x, factor, axis=2), factor, axis=3)

@@ -52,6 +52,7 @@ def adam_update(params, grads, state, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
     if not isinstance(state, dict) or set(state) != {"m", "v", "t"}:
         raise TypeError(f"state: expected adam_init's dict with m, v and t, got {checks.show(state)}")
     checks.count("state['t']", state["t"], minimum=0)
+    checks.tree("params", params), checks.tree("grads", grads)
     checks.finite_tree("grads", grads, f"the step is not applied (lr = {lr})", like=params)
     t = state["t"] + 1
     m = tree_map(lambda m, g: _moving_average(m, g, b1), state["m"], grads)
@@ -74,7 +75,9 @@ def _descend(p, m, v, lr_t, eps_t):
 
 def ema_update(ema, params, decay=0.999):
     """Exponential moving average of parameters (NCSNv2 samples with decay 0.999):
-    ema <- decay * ema + (1 - decay) * params. Start from a copy of the parameters."""
+    ema <- decay * ema + (1 - decay) * params. Start from a copy of the parameters.
+    Both trees are checked finite (two host reads): a NaN in either would stay in the average."""
     decay = checks.in_interval("decay", decay, 0, 1)
-    checks.finite_tree("params", params, "the average is not updated", like=ema)
+    checks.finite_tree("ema", checks.tree("ema", ema), "the average is not updated")
+    checks.finite_tree("params", checks.tree("params", params), "the average is not updated", like=ema)
     return tree_map(lambda e, p: _moving_average(e, p, decay), ema, params)

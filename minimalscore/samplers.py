@@ -80,7 +80,11 @@ def mala_step(state, log_prob_and_grad, step, rng):
     the ULA proposal x' = x + (ε/2)∇log p(x) + √ε z, accepted per chain with probability
     min(1, p(x') q(x | x') / (p(x) q(x' | x))), q(b | a) = N(b; a + (ε/2)∇log p(a), ε I).
     Returns (the next state, the (N,) accepted flags): one log p and gradient per transition."""
-    x, lp, g = _kernel_args(state, log_prob_and_grad, step, rng)
+    return _mala(_kernel_args(state, log_prob_and_grad, step, rng), log_prob_and_grad, step, rng)
+
+
+def _mala(state, log_prob_and_grad, step, rng):
+    x, lp, g = state
     proposal = _langevin_step(g, x, step, rng)
     lp_new, g_new = log_prob_and_grad(proposal)
 
@@ -98,9 +102,14 @@ def hmc_step(state, log_prob_and_grad, step, n_leapfrog, rng, jitter=0.2):
     then a Metropolis test on exp(-ΔH). Each chain's step is drawn uniform on step·(1 ± jitter)
     (Neal 2011 §5.4.2.2): a fixed trajectory length can resonate with the target and stop mixing.
     Returns (the next state, the (N,) accepted flags): n_leapfrog log p and gradients."""
-    x, lp, g = _kernel_args(state, log_prob_and_grad, step, rng)
+    state = _kernel_args(state, log_prob_and_grad, step, rng)
     n_leapfrog = checks.count("n_leapfrog", n_leapfrog)
     jitter = checks.in_interval("jitter", jitter, 0, 1, closed=(True, False))
+    return _hmc(state, log_prob_and_grad, step, n_leapfrog, rng, jitter)
+
+
+def _hmc(state, log_prob_and_grad, step, n_leapfrog, rng, jitter):
+    x, lp, g = state
     r = rng.normal(x.shape, dtype=x.dtype)
     h = ops.per_example(rng.uniform(step * (1 - jitter), step * (1 + jitter), (x.shape[0],),
                                     dtype=x.dtype), x.ndim)
@@ -116,7 +125,8 @@ def hmc_step(state, log_prob_and_grad, step, n_leapfrog, rng, jitter=0.2):
 
 
 def _kernel_args(state, log_prob_and_grad, step, rng):
-    """A kernel's arguments, the state checked by shape only, so a transition costs no host read."""
+    """A public kernel's arguments, the state's x checked finite (one host read); the chains
+    below run the kernels unchecked and check every ``CHECK_EVERY`` steps instead."""
     checks.positive("step", step)
     checks.rng("rng", rng)
     if not callable(log_prob_and_grad):
@@ -128,6 +138,8 @@ def _kernel_args(state, log_prob_and_grad, step, rng):
     if x.ndim < 2 or lp.shape != x.shape[:1] or g.shape != x.shape:
         raise ValueError(f"state: expected x (N, ...), log p (N,) and ∇log p shaped like x, got "
                          f"shapes {x.shape}, {lp.shape}, {g.shape}")
+    if not checks.is_finite(x):
+        raise ValueError("state: x holds NaN or inf; start chains with chain_state(log_prob_and_grad, x)")
     return state
 
 
@@ -145,7 +157,7 @@ def mala(log_prob, x0, step, n_steps, rng, progress=False):
     """``n_steps`` MALA transitions (:func:`mala_step`) from x0. p is the stationary law for any
     ε; ``log_prob`` x -> (N,) may be unnormalised and is differentiated by autograd.
     Returns (x, the acceptance rate over all chains and steps)."""
-    return _run(mala_step, log_prob, x0, step, n_steps, rng, progress, "MALA")
+    return _run(_mala, log_prob, x0, step, n_steps, rng, progress, "MALA")
 
 
 def hmc(log_prob, x0, step, n_leapfrog, n_steps, rng, jitter=0.2, progress=False):
@@ -153,7 +165,7 @@ def hmc(log_prob, x0, step, n_leapfrog, n_steps, rng, jitter=0.2, progress=False
     step. ``jitter=0`` gives plain HMC. Returns (x, the acceptance rate)."""
     n_leapfrog = checks.count("n_leapfrog", n_leapfrog)
     jitter = checks.in_interval("jitter", jitter, 0, 1, closed=(True, False))
-    kernel = lambda state, both, h, r: hmc_step(state, both, h, n_leapfrog, r, jitter)
+    kernel = lambda state, both, h, r: _hmc(state, both, h, n_leapfrog, r, jitter)
     return _run(kernel, log_prob, x0, step, n_steps, rng, progress, "HMC")
 
 

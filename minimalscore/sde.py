@@ -40,15 +40,51 @@ __all__ = ["SDE", "VE", "VP", "SubVP", "sigma_conditioned", "noise_conditioned",
 @dataclass(frozen=True)
 class SDE:
     """A forward diffusion: drift(x, t) = f, diffusion(t) = g, marginal(t) = (alpha_t, sigma_t),
-    the prior p_1 ≈ N(0, prior_std² I) (prior_sample(shape, rng), prior_log_prob(x) -> (N,)) and
-    t_min, where sampling stops and likelihoods start."""
+    the prior p_1 = N(0, prior_std² I) (prior_sample(shape, rng), prior_log_prob(x) -> (N,)) and
+    t_min, where sampling stops and likelihoods start.
+
+    The methods check their arguments (an array's values cost one host read); the samplers check
+    theirs once at entry and then call the plain coefficient functions ``_drift``, ``_diffusion``
+    and ``_marginal`` at every step, with no host read."""
     name: str
-    drift: Callable = field(repr=False)
-    diffusion: Callable = field(repr=False)
-    marginal: Callable = field(repr=False)
-    prior_sample: Callable = field(repr=False)
-    prior_log_prob: Callable = field(repr=False)
+    _drift: Callable = field(repr=False)
+    _diffusion: Callable = field(repr=False)
+    _marginal: Callable = field(repr=False)
+    prior_std: float
     t_min: float = 0.0
+
+    def drift(self, x, t):
+        """f(x, t), shaped like x; t a float or one time per example (N,)."""
+        checks.batch("x", x)
+        return self._drift(x, checks.times("t", t, n=x.shape[0]))
+
+    def diffusion(self, t):
+        """g(t): a float for a float t, (N,) for times (N,)."""
+        return self._diffusion(checks.times("t", t))
+
+    def marginal(self, t):
+        """(alpha_t, sigma_t) of the perturbation kernel p_t(x | x0) = N(alpha_t x0, sigma_t² I)."""
+        return self._marginal(checks.times("t", t))
+
+    def prior_sample(self, shape, rng, dtype=None):
+        """Draws of the prior N(0, prior_std² I), an array of ``shape`` (batch first)."""
+        return self.prior_std * checks.rng("rng", rng).normal(_shape("shape", shape), dtype=dtype)
+
+    def prior_log_prob(self, x):
+        """log N(x; 0, prior_std² I), one value per example (N,)."""
+        checks.batch("x", x)
+        dim, std = math.prod(x.shape[1:]), self.prior_std
+        return (-0.5 * ops.sum_per_example(x ** 2) / std ** 2
+                - dim * math.log(std) - 0.5 * dim * math.log(2 * math.pi))
+
+
+def _shape(name, shape):
+    """A batch-first shape: a tuple (or list) of positive integers."""
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{name}: expected a shape (N, ...) of positive integers, got {checks.show(shape)}")
+    if not shape:
+        raise ValueError(f"{name}: expected a shape (N, ...) of positive integers, got ()")
+    return tuple(checks.count(f"{name}[{i}]", s) for i, s in enumerate(shape))
 
 
 def _exp(a):
@@ -66,18 +102,6 @@ def _sqrt(a):
 def _against(v, x):
     """A time-dependent coefficient (a float, or (N,) per example) broadcast against x."""
     return v if isinstance(v, numbers.Real) else ops.per_example(v, x.ndim)
-
-
-def _gaussian_prior(std):
-    """N(0, std² I): its sampler and its per-example log-density."""
-    def prior_sample(shape, rng, dtype=None):
-        return std * rng.normal(tuple(shape), dtype=dtype)
-
-    def prior_log_prob(x):
-        dim = x[0].size
-        return (-0.5 * ops.sum_per_example(x ** 2) / std ** 2
-                - dim * math.log(std) - 0.5 * dim * math.log(2 * math.pi))
-    return prior_sample, prior_log_prob
 
 
 def VE(sigma_min, sigma_max):
@@ -101,7 +125,7 @@ def VE(sigma_min, sigma_max):
         return 1.0 + 0.0 * t, sigma(t)
 
     return SDE(f"VE(sigma_min={sigma_min}, sigma_max={sigma_max})", drift, diffusion, marginal,
-               *_gaussian_prior(sigma_max), t_min=0.0)
+               prior_std=sigma_max, t_min=0.0)
 
 
 def _check_betas(beta_min, beta_max):
@@ -129,7 +153,7 @@ def VP(beta_min=0.1, beta_max=20.0):
         return _exp(-0.5 * integral(t)), _sqrt(-_expm1(-integral(t)))
 
     return SDE(f"VP(beta_min={beta_min}, beta_max={beta_max})", drift, diffusion, marginal,
-               *_gaussian_prior(1.0), t_min=1e-5)
+               prior_std=1.0, t_min=1e-5)
 
 
 def SubVP(beta_min=0.1, beta_max=20.0):
@@ -148,7 +172,7 @@ def SubVP(beta_min=0.1, beta_max=20.0):
         return _exp(-0.5 * integral(t)), -_expm1(-integral(t))
 
     return SDE(f"SubVP(beta_min={beta_min}, beta_max={beta_max})", drift, diffusion, marginal,
-               *_gaussian_prior(1.0), t_min=1e-5)
+               prior_std=1.0, t_min=1e-5)
 
 
 # ------------------------------------------------------------ parameterisations of the score
@@ -163,7 +187,7 @@ def sigma_conditioned(score, sde):
     score, sde = checks.like_x("score", score), _check_sde(sde)
 
     def score_t(x, t):
-        alpha, sigma = sde.marginal(t)
+        alpha, sigma = sde._marginal(t)
         a = _against(alpha, x)
         return score(x / a, sigma / alpha) / a
     return score_t
@@ -176,7 +200,7 @@ def noise_conditioned(score, sde, n_bisections=60):
     outside [sigma_{t_min}/alpha_{t_min}, sigma_1/alpha_1] gets the nearest end's t."""
     score, sde = checks.like_x("score", score), _check_sde(sde)
     checks.count("n_bisections", n_bisections)
-    ratio = lambda t: sde.marginal(t)[1] / sde.marginal(t)[0]
+    ratio = lambda t: sde._marginal(t)[1] / sde._marginal(t)[0]
 
     def score_sigma(x, sigma):
         low, high = 0.0 * sigma + sde.t_min, 0.0 * sigma + 1.0
@@ -185,7 +209,7 @@ def noise_conditioned(score, sde, n_bisections=60):
             above = ratio(mid) > sigma
             low, high = backend.xp.where(above, low, mid), backend.xp.where(above, mid, high)
         t = 0.5 * (low + high)
-        a = _against(sde.marginal(t)[0], x)
+        a = _against(sde._marginal(t)[0], x)
         return a * score(a * x, t)
     return score_sigma
 
@@ -194,7 +218,7 @@ def eps_to_score(eps_model, sde):
     """ε-prediction -> score: x_t = alpha_t x0 + sigma_t ε gives ∇log p_t(x) = -E[ε | x]/sigma_t
     (Vincent 2011; Ho et al. 2020 §3.2)."""
     eps_model, sde = checks.like_x("eps_model", eps_model), _check_sde(sde)
-    return lambda x, t: -eps_model(x, t) / _against(sde.marginal(t)[1], x)
+    return lambda x, t: -eps_model(x, t) / _against(sde._marginal(t)[1], x)
 
 
 def x0_to_score(x0_model, sde):
@@ -202,6 +226,6 @@ def x0_to_score(x0_model, sde):
     so s = (alpha_t x̂0 - x)/sigma_t² (Efron 2011)."""
     x0_model, sde = checks.like_x("x0_model", x0_model), _check_sde(sde)
     def score_t(x, t):
-        alpha, sigma = sde.marginal(t)
+        alpha, sigma = sde._marginal(t)
         return (_against(alpha, x) * x0_model(x, t) - x) / _against(sigma, x) ** 2
     return score_t

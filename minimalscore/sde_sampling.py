@@ -20,13 +20,14 @@ from autograd import make_vjp
 from tqdm.auto import tqdm
 
 from . import backend, checks, ops
-from .objectives import divergence
+from .objectives import _jacobian_trace
 
 CHECK_EVERY = 100  # steps between finiteness checks: each is one host read
 
 
 def _check_sde(sde):
-    if not all(callable(getattr(sde, m, None)) for m in ("drift", "diffusion", "marginal", "prior_log_prob")):
+    members = ("_drift", "_diffusion", "_marginal", "prior_log_prob")
+    if not all(callable(getattr(sde, m, None)) for m in members):
         raise TypeError(f"sde: expected an SDE (minimalscore.sde.VE, VP or SubVP), got {checks.show(sde)}")
     return sde
 
@@ -39,10 +40,17 @@ def _setup(score, sde, x, name, n_steps):
     return checks.like_x("score", score)
 
 
+def _grid(start, end, n_steps):
+    """t_i = start + i (end - start)/n_steps, i = 0 .. n, with t_n = end exactly: rounding must not
+    carry a time past an end (VE's t_min = 0 less 3e-17 is outside the SDE's [0, 1])."""
+    h = (end - start) / n_steps
+    return [start + i * h for i in range(n_steps)] + [end]
+
+
 def _steps(sde, n_steps, progress, desc):
-    """(i, t_i, Δt) for t_i = 1 - i Δt, i = 0 .. n-1: step i goes from t_i down to t_i - Δt."""
-    dt = (1.0 - sde.t_min) / n_steps
-    return ((i, 1.0 - i * dt, dt) for i in tqdm(range(n_steps), desc=desc, disable=not progress, leave=False))
+    """(i, t_i, t_{i+1}) on the grid from 1 down to t_min: step i goes from t_i to t_{i+1}."""
+    t = _grid(1.0, sde.t_min, n_steps)
+    return ((i, t[i], t[i + 1]) for i in tqdm(range(n_steps), desc=desc, disable=not progress, leave=False))
 
 
 def _guard(x, i, n_steps, where):
@@ -57,21 +65,21 @@ def _score_at(score, x, t):
     return score(x, ops.full_batch(t, x))
 
 
-def _euler_maruyama(score, sde, x, t, dt, rng, noise=True):
+def _euler_maruyama(score, sde, x, t, t_next, rng, noise=True):
     """x + [g(t)² s(x, t) - f(x, t)] Δt + g(t) √Δt z: one Euler-Maruyama step of the reverse SDE
-    (eq. 6) from t to t - Δt."""
-    g = sde.diffusion(t)
-    x_new = x + (g ** 2 * _score_at(score, x, t) - sde.drift(x, t)) * dt
+    (eq. 6) from t to t_next = t - Δt."""
+    g, dt = sde._diffusion(t), t - t_next
+    x_new = x + (g ** 2 * _score_at(score, x, t) - sde._drift(x, t)) * dt
     return x_new + g * math.sqrt(dt) * rng.normal(x.shape, dtype=x.dtype) if noise else x_new
 
 
-def _reverse_diffusion(score, sde, x, t, dt, rng, noise=True):
+def _reverse_diffusion(score, sde, x, t, t_next, rng, noise=True):
     """The reverse-diffusion predictor (Song et al. 2021 eq. 46; Alg. 2 for VE, Alg. 3 for VP):
-    the forward step from s = t - Δt to t, x_t = r x_s + G z with r = alpha_t/alpha_s and
+    the forward step from s = t_next = t - Δt to t, x_t = r x_s + G z with r = alpha_t/alpha_s and
     G² = sigma_t² - r² sigma_s² (exact in law), reversed as x_s = (2 - r) x_t + G² s(x_t, t) + G z.
     For VE that is x + (σ_t² - σ_s²) s + √(σ_t² - σ_s²) z, for VP (2 - √(1 - β_i)) x + β_i s + √β_i z
     with 1 - β_i = (alpha_t/alpha_s)²."""
-    (alpha_t, sigma_t), (alpha_s, sigma_s) = sde.marginal(t), sde.marginal(t - dt)
+    (alpha_t, sigma_t), (alpha_s, sigma_s) = sde._marginal(t), sde._marginal(t_next)
     r = alpha_t / alpha_s
     g2 = sigma_t ** 2 - r ** 2 * sigma_s ** 2
     x_new = (2 - r) * x + g2 * _score_at(score, x, t)
@@ -86,9 +94,10 @@ def reverse_sde(score, sde, x_T, n_steps, rng, progress=False):
     ``n_steps`` equal steps from x_T (draws of the prior). The last step returns its mean, as
     the released code does, so the output is not blurred by noise of size g √Δt. Weak order 1."""
     score = _setup(score, sde, x_T, "x_T", n_steps)
+    checks.rng("rng", rng)
     x = x_T
-    for i, t, dt in _steps(sde, n_steps, progress, "reverse SDE"):
-        x = _euler_maruyama(score, sde, x, t, dt, rng, noise=i < n_steps - 1)
+    for i, t, t_next in _steps(sde, n_steps, progress, "reverse SDE"):
+        x = _euler_maruyama(score, sde, x, t, t_next, rng, noise=i < n_steps - 1)
         _guard(x, i, n_steps, "reverse_sde")
     return x
 
@@ -108,6 +117,7 @@ def langevin_corrector(score, x, t, snr, rng, alpha=1.0):
     checks.in_interval("t", t, 0.0, 1.0)
     checks.positive("snr", snr)
     checks.positive("alpha", alpha)
+    checks.rng("rng", rng)
     return _langevin_corrector(checks.like_x("score", score), x, t, snr, rng, alpha)
 
 
@@ -128,36 +138,38 @@ def predictor_corrector(score, sde, x_T, n_steps, rng, snr=0.16, n_corrector=1, 
     Alg. 2's and 3's own, equal to Euler-Maruyama to first order in Δt. The corrector comes
     first, as in the released code. ``snr`` 0.16 is Song et al.'s VE setting for CIFAR-10."""
     score = _setup(score, sde, x_T, "x_T", n_steps)
+    checks.rng("rng", rng)
     checks.positive("snr", snr)
     checks.count("n_corrector", n_corrector, minimum=0)
     predict = PREDICTORS[checks.option("predictor", predictor, tuple(PREDICTORS))]
     x = x_T
-    for i, t, dt in _steps(sde, n_steps, progress, "predictor-corrector"):
-        alpha = (sde.marginal(t)[0] / sde.marginal(t - dt)[0]) ** 2
+    for i, t, t_next in _steps(sde, n_steps, progress, "predictor-corrector"):
+        alpha = (sde._marginal(t)[0] / sde._marginal(t_next)[0]) ** 2
         for _ in range(n_corrector):
             x = _langevin_corrector(score, x, t, snr, rng, alpha)
-        x = predict(score, sde, x, t, dt, rng, noise=i < n_steps - 1)
+        x = predict(score, sde, x, t, t_next, rng, noise=i < n_steps - 1)
         _guard(x, i, n_steps, "predictor_corrector")
     return x
 
 
 def _velocity(score, sde):
     """The probability-flow velocity v(x, t) = f(x, t) - ½ g(t)² s(x, t) (eq. 13)."""
-    return lambda x, t: sde.drift(x, t) - 0.5 * sde.diffusion(t) ** 2 * _score_at(score, x, t)
+    return lambda x, t: sde._drift(x, t) - 0.5 * sde._diffusion(t) ** 2 * _score_at(score, x, t)
 
 
-def _step(f, y, t, h, method):
-    """One fixed step from t to t + h of dy/dt = f(y, t), y a tuple of arrays: Euler (order 1),
+def _step(f, y, t, t_next, method):
+    """One fixed step from t to t_next = t + h of dy/dt = f(y, t), y a tuple of arrays: Euler (order 1),
     Heun (2) or classical RK4 (4)."""
     add = lambda a, b, c: tuple(ai + c * bi for ai, bi in zip(a, b))  # a + c b
+    h = t_next - t
     k1 = f(y, t)
     if method == "euler":
         return add(y, k1, h)
     if method == "heun":
-        return add(y, add(k1, f(add(y, k1, h), t + h), 1.0), h / 2)
+        return add(y, add(k1, f(add(y, k1, h), t_next), 1.0), h / 2)
     k2 = f(add(y, k1, h / 2), t + h / 2)
     k3 = f(add(y, k2, h / 2), t + h / 2)
-    k4 = f(add(y, k3, h), t + h)
+    k4 = f(add(y, k3, h), t_next)
     return add(y, add(add(k1, k4, 1.0), add(k2, k3, 1.0), 2.0), h / 6)
 
 
@@ -172,8 +184,8 @@ def probability_flow(score, sde, x_T, n_steps, method="rk4", progress=False):
     checks.option("method", method, METHODS)
     velocity = _velocity(score, sde)
     x = x_T
-    for i, t, dt in _steps(sde, n_steps, progress, "probability flow"):
-        x = _guard(_step(lambda y, s: (velocity(y[0], s),), (x,), t, -dt, method)[0], i, n_steps,
+    for i, t, t_next in _steps(sde, n_steps, progress, "probability flow"):
+        x = _guard(_step(lambda y, r: (velocity(y[0], r),), (x,), t, t_next, method)[0], i, n_steps,
                    "probability_flow")
     return x
 
@@ -193,19 +205,19 @@ def log_likelihood(score, sde, x, n_steps, rng=None, method="rk4", prior_log_pro
     checks.option("method", method, METHODS)
     velocity = _velocity(score, sde)
     if rng is not None:
-        probe = rng.normal(x.shape, dtype=x.dtype)
+        probe = checks.rng("rng", rng).normal(x.shape, dtype=x.dtype)
 
         def div(y, t):
             vjp, _ = make_vjp(lambda z: velocity(z, t))(y)
             return ops.sum_per_example(vjp(probe) * probe)
     else:
         def div(y, t):
-            return divergence(lambda z: velocity(z, t), y)
+            return _jacobian_trace(lambda z: velocity(z, t), y)
 
     y = (x, backend.xp.zeros((x.shape[0],), dtype=x.dtype))
-    dt = (1.0 - sde.t_min) / n_steps
+    t = _grid(sde.t_min, 1.0, n_steps)
     for i in tqdm(range(n_steps), desc="log-likelihood", disable=not progress, leave=False):
-        y = _step(lambda y, t: (velocity(y[0], t), div(y[0], t)), y, sde.t_min + i * dt, dt, method)
+        y = _step(lambda y, r: (velocity(y[0], r), div(y[0], r)), y, t[i], t[i + 1], method)
         _guard(y[0], i, n_steps, "log_likelihood")
     log_p1 = checks.per_example("prior_log_prob", prior_log_prob or sde.prior_log_prob)(y[0])
     return log_p1 + y[1]
@@ -226,10 +238,25 @@ def bits_per_dim(log_likelihood, x_dim, n_bins, data_range=1.0):
     bounds -log2 P(k)/D from above. This is the number published tables give (e.g. Song et al.
     2021 Table 2 on 8-bit images: n_bins = 256, and the log-likelihood of y in [0, 1]^D).
     """
-    if not (backend.is_array(log_likelihood) or isinstance(log_likelihood, numbers.Real)):
-        raise TypeError(f"log_likelihood: expected log-densities in nats, an array or a number, got "
-                        f"{checks.show(log_likelihood)}")
+    _check_log_likelihood(log_likelihood)
     checks.count("x_dim", x_dim)
     checks.count("n_bins", n_bins, minimum=2)
     checks.positive("data_range", data_range)
     return -(log_likelihood - x_dim * math.log(n_bins / data_range)) / (x_dim * math.log(2))
+
+
+def _check_log_likelihood(value):
+    """A finite log-density in nats: a number, or a floating array of one per example (N,)."""
+    expected = "log-densities in nats, a number or a floating array of shape (N,)"
+    if backend.is_array(value):
+        if value.dtype.kind != "f":
+            raise TypeError(f"log_likelihood: expected {expected}, got {checks.show(value)}")
+        if value.ndim > 1:
+            raise ValueError(f"log_likelihood: expected {expected}, got shape {tuple(value.shape)}")
+        finite = checks.is_finite(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        finite = math.isfinite(value)
+    else:
+        raise TypeError(f"log_likelihood: expected {expected}, got {checks.show(value)}")
+    if not finite:
+        raise ValueError("log_likelihood: expected finite values, got NaN or inf")

@@ -126,6 +126,9 @@ def test_digits_have_17_grey_levels_and_are_not_dequantized():
     (lambda x, rng: data.next_batch(x[:0], 4, rng), "x"),
     (lambda x, rng: data.next_batch(x, 4, rng, cursor={"start": 0}), "cursor"),
     (lambda x, rng: data.batches(x, None, rng), "batch_size"),
+    (lambda x, rng: data.next_batch(x[:, 0], 4, rng), "x"),  # no batch axis
+    (lambda x, rng: data.next_batch(x * np.nan, 4, rng), "x"),  # checked at a run's first call
+    (lambda x, rng: data.batches(x * np.inf, 4, rng), "x"),  # checked at creation
     (lambda x, rng: data.swiss_roll(0), "n"),
     (lambda x, rng: data.swiss_roll(10, noise=-1.0), "noise"),
     (lambda x, rng: data.digits(12), "size"),

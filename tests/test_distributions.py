@@ -269,6 +269,14 @@ def test_bad_parameters_raise_naming_the_argument(name, value):
         GaussianMixture(**{**GOOD, name: value}, dtype=np.float64)
 
 
+@pytest.mark.parametrize("cov", [-1.0, np.array([1.0, 0.0]), np.eye(3), np.ones((2, 2)), None])
+def test_bad_gaussian_covariance_raises_naming_cov(cov):
+    with pytest.raises((ValueError, TypeError), match="^cov:"):
+        Gaussian(np.zeros(2), cov)
+    with pytest.raises(ValueError, match=r"^cov: expected a scalar, shape \(2,\) or \(2, 2\)"):
+        Gaussian(np.zeros(2), np.eye(3))  # in mean's terms, not the mixture's (K, D, D)
+
+
 @pytest.mark.parametrize("sigma", [0.0, -1.0, np.nan, np.inf])
 def test_bad_sigma_raises(sigma):
     mixture = GaussianMixture(**GOOD, dtype=np.float64)

@@ -117,6 +117,19 @@ def test_adam_refuses_mismatched_trees():
         optim.adam_update(theta, grads, {"m": 0})
     with pytest.raises(TypeError, match="params"):
         optim.adam_init({"w": [1.0, 2.0]})
+    for name, args in (("params", (None, grads, state)), ("grads", (theta, None, state))):
+        with pytest.raises(TypeError, match=f"^{name}: expected a parameter tree"):
+            optim.adam_update(*args)
+
+
+def test_ema_refuses_a_non_finite_average_and_missing_trees():
+    theta, _, _ = adam_case()
+    nan_ema = tree_map(lambda a: a * np.nan, theta)
+    with pytest.raises(ms.checks.NonFiniteError, match=r"^ema\['layers'\]\[0\]\['W'\] is non-finite"):
+        optim.ema_update(nan_ema, theta)
+    for name, args in (("ema", (None, theta)), ("params", (theta, None))):
+        with pytest.raises(TypeError, match=f"^{name}: expected a parameter tree"):
+            optim.ema_update(*args)
 
 
 @settings(max_examples=20, deadline=None, derandomize=True)
@@ -147,7 +160,11 @@ def test_models_name_their_bad_arguments():
     with pytest.raises(ValueError, match="sigma: expected positive"):
         models.noise_conditional_mlp(params, x, ms.backend.asarray([1.0, 0.0, 0.5]))
     with pytest.raises(ValueError, match="x: expected finite"):
-        models.mlp(params, x * np.nan)
+        models.mlp(models.mlp_init(ms.backend.default_rng(0), [2, 4, 2]), x * np.nan)
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, 3\)"):  # params take 2 + log sigma
+        models.mlp(params, x)
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, 2\)"):
+        models.noise_conditional_mlp(params, x[:, :1], ms.backend.asarray([1.0, 0.5, 0.5]))
     with pytest.raises(TypeError, match="params"):
         models.mlp({"W": x}, x)
     with pytest.raises(ValueError, match="sizes"):

@@ -479,7 +479,8 @@ def test_kernels_check_their_arguments():
     rng, x = ms.backend.default_rng(0), np.zeros((4, 2))
     both = samplers.log_prob_and_grad(lambda y: -0.5 * anp.sum(y ** 2, 1))
     state = samplers.chain_state(both, x)
-    cases = {"state": [(x, x), (x, x[:, 0], x[:, :1]), (x, x[:3, 0], x), [x, x[:, 0], x]],
+    cases = {"state": [(x, x), (x, x[:, 0], x[:, :1]), (x, x[:3, 0], x), [x, x[:, 0], x],
+                       (x + np.nan,) + state[1:]],
              "log_prob_and_grad": ["f"], "step": [0.0, None], "rng": [None]}
     for kernel in (samplers.ula_step, samplers.mala_step, lambda *a: samplers.hmc_step(*a[:3], 2, a[3])):
         for name, values in cases.items():

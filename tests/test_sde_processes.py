@@ -243,3 +243,24 @@ def test_noise_conditioned_inverts_sigma_conditioned(name):
     for t in (0.2, 0.6):
         np.testing.assert_allclose(round_trip(POINTS, np.full(4, t)), score_t(POINTS, np.full(4, t)),
                                    rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_members_check_their_arguments(name):
+    """t is a number in [0, 1] or one finite time per example in [0, 1]; x a finite batch; the
+    prior's shape positive integers and its rng the backend's: each refusal names the argument."""
+    process, x = PROCESSES[name], np.ones((3, 2))
+    for bad in (-0.5, 1.5, math.nan, np.array([0.5, math.nan, 0.5]), np.array([0.5, 1.5, 0.5]), None):
+        for member in (process.diffusion, process.marginal, lambda t: process.drift(x, t)):
+            with pytest.raises((ValueError, TypeError), match=r"^t: "):
+                member(bad)
+    with pytest.raises(ValueError, match=r"^t: .*shape \(3,\)"):
+        process.drift(x, np.full(2, 0.5))
+    with pytest.raises(ValueError, match=r"^x: "):
+        process.prior_log_prob(np.array([[0.0, math.inf]]))
+    with pytest.raises(ValueError, match=r"^shape\[0\]: "):
+        process.prior_sample((0, 2), ms.backend.default_rng(0))
+    with pytest.raises(TypeError, match=r"^rng: "):
+        process.prior_sample((3, 2), np.random.default_rng(0))
+    assert process.drift(x, np.full(3, 0.5)).shape == x.shape
+    assert process.prior_log_prob(process.prior_sample((3, 2), ms.backend.default_rng(0))).shape == (3,)

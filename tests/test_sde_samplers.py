@@ -133,3 +133,27 @@ def test_probability_flow_log_likelihood_of_the_mixture(name):
                             prior_log_prob=pushed(process, 1.0).log_prob)
     np.testing.assert_allclose(ll, pushed(process, process.t_min).log_prob(x), atol=1e-3)
 
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_samplers_ask_only_for_times_in_t_min_to_1_and_skip_the_member_checks(name, monkeypatch):
+    """Every time a sampler hands the score lies in [t_min, 1], the grid's ends exactly, not
+    rounded past them (VE's t_min = 0 less 3e-17 is outside the SDE; VP's kernel is NaN there);
+    and the samplers, having checked their arguments once, call the SDE's plain coefficients:
+    the checked members (a host read per array t) never run inside their loops."""
+    process, asked = PROCESSES[name], []
+    monkeypatch.setattr(ms.checks, "times", lambda *a, **k: pytest.fail("a checked SDE member ran"))
+
+    def score(x, t):
+        asked.append(np.asarray(t))
+        return -x
+    x, rng = np.zeros((2, 1)), ms.backend.default_rng(0)
+    for n_steps in (3, 7, 10, 29):
+        sde.probability_flow(score, process, x, n_steps)
+        sde.probability_flow(score, process, x, n_steps, method="heun")
+        sde.log_likelihood(score, process, x, n_steps)
+        sde.reverse_sde(score, process, x, n_steps, rng)
+        sde.predictor_corrector(score, process, x, n_steps, rng, predictor="reverse_diffusion")
+    times = np.concatenate(asked)
+    assert times.min() >= process.t_min and times.max() <= 1.0
+    assert times.min() == process.t_min and times.max() == 1.0
