@@ -227,7 +227,7 @@ def sigmas_role(values=(1.0, 0.5, 0.1)):
            Bad("2-D", const(arr([list(values)]))), Bad("None", const(None)),
            Bad("a list", const(list(values)), False))
     fuzz = lambda g, a: st.lists(st.floats(-2, 2), min_size=1, max_size=5).filter(
-        lambda v: min(v) <= 0 or any(b >= c for b, c in zip(v, v[1:]))).map(
+        lambda v: min(v) <= 0 or any(b <= c for b, c in zip(v, v[1:]))).map(
         lambda v: Bad(f"sigmas {v}", const(arr(v))))
     return Role(lambda c: arr(values), bad, fuzz)
 
