@@ -132,6 +132,19 @@ def finite_or_raise(name, a, where, advice):
     return a
 
 
+CHECK_EVERY = 100  # steps between two finiteness checks of a sampler's state: each is one host read
+
+
+def finite_every(name, a, step, n_steps, where, advice):
+    """In a sampler's loop, after step ``step`` (0-based) of ``n_steps``: every ``CHECK_EVERY``
+    steps and after the last, NonFiniteError unless ``a`` is finite, naming the steps since the
+    previous check. The loop reads the device once in ``CHECK_EVERY`` steps, never every step."""
+    if (step + 1) % CHECK_EVERY == 0 or step + 1 == n_steps:
+        first = step - step % CHECK_EVERY + 1
+        finite_or_raise(name, a, f"between steps {first} and {step + 1} {where}", advice)
+    return a
+
+
 def returns(name, fn, expected_shape, described):
     """``fn(x, ...)`` whose first output is checked: an array of shape ``expected_shape(x)``
     (``None`` entries match any size), finite; ``described`` says what it should return.

@@ -104,8 +104,7 @@ def ddpm_sample(eps_model, betas, x_T, rng, variance="beta", progress=False):
         if i > 0:
             var = b[i] if variance == "beta" else (1 - ab[i - 1]) / (1 - ab[i]) * b[i]
             x = x + math.sqrt(var) * rng.normal(x.shape, dtype=x.dtype)
-        if i % 100 == 0:
-            checks.finite_or_raise("x", x, f"in ddpm_sample at step index {i}", "check the eps model")
+        checks.finite_every("x", x, n - 1 - i, n, f"of {n} in ddpm_sample", "check the eps model")
     return x
 
 
@@ -156,6 +155,6 @@ def ddim_sample(eps_model, betas, x_T, n_steps, progress=False):
         tau = taus[k]
         ab_prev = ab[taus[k - 1]] if k > 0 else 1.0
         x = _ddim_step(x, eps_model(x, _index(tau, x)), ab[tau], ab_prev)
-        if k % 100 == 0:
-            checks.finite_or_raise("x", x, f"in ddim_sample at step index {tau}", "check the eps model")
+        checks.finite_every("x", x, len(taus) - 1 - k, len(taus), f"of {len(taus)} in ddim_sample",
+                            "check the eps model")
     return x

@@ -11,8 +11,9 @@
 
 Randomness comes from ``rng`` (``backend.default_rng``); x keeps its float dtype; annealed samplers
 call score(x, sigma) with a per-example sigma (N,). A chain is checked for NaN or inf once per
-level, or every ``CHECK_EVERY`` steps and at the end, so a step too large for the score stops with
-:class:`checks.NonFiniteError` without a host read every step. The VE-SDE samplers are in sde.py.
+level, or every ``checks.CHECK_EVERY`` steps and at the end, so a step too large for the score
+stops with :class:`checks.NonFiniteError` without a host read every step. The diffusion samplers
+(VE, VP and sub-VP SDEs, DDPM, DDIM) are reached as ``minimalscore.sde``.
 """
 import math
 
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 from . import backend, checks, ops
 from .guidance import guided_score  # noqa: F401 (part of this module's API)
 
-CHECK_EVERY = 100  # steps between two finiteness checks of a ULA, MALA or HMC chain
+STEP_ADVICE = "the step is too large for this target: use a smaller step"
 
 
 def _langevin_step(score_x, x, step, rng):
@@ -42,7 +43,7 @@ def langevin(score, x0, step, n_steps, rng, progress=False):
     score = checks.like_x("score", score)
     for t in tqdm(range(n_steps), desc="Langevin", disable=not progress, leave=False):
         x = _langevin_step(score(x), x, step, rng)
-        _check_every(x, t, n_steps, f"of ULA at step size {step:g}")
+        checks.finite_every("x", x, t, n_steps, f"of ULA at step size {step:g}", STEP_ADVICE)
     return x
 
 
@@ -126,7 +127,7 @@ def _hmc(state, log_prob_and_grad, step, n_leapfrog, rng, jitter):
 
 def _kernel_args(state, log_prob_and_grad, step, rng):
     """A public kernel's arguments, the state's x checked finite (one host read); the chains
-    below run the kernels unchecked and check every ``CHECK_EVERY`` steps instead."""
+    below run the kernels unchecked and check every ``checks.CHECK_EVERY`` steps instead."""
     checks.positive("step", step)
     checks.rng("rng", rng)
     if not callable(log_prob_and_grad):
@@ -177,7 +178,8 @@ def _run(kernel, log_prob, x0, step, n_steps, rng, progress, name):
     for t in tqdm(range(n_steps), desc=name, disable=not progress, leave=False):
         state, accepted = kernel(state, both, step, rng)
         n_accepted = n_accepted + accepted.sum()
-        _check_every(state[1], t, n_steps, f"of {name} at step size {step:g}", "log_prob")
+        checks.finite_every("log_prob", state[1], t, n_steps, f"of {name} at step size {step:g}",
+                            STEP_ADVICE)
     return state[0], float(n_accepted) / (n_steps * x.shape[0])
 
 
@@ -185,15 +187,6 @@ def _chain_args(x0, step, n_steps, rng, progress):
     checks.flag("progress", progress)
     return (checks.batch("x0", x0), checks.positive("step", step),
             checks.count("n_steps", n_steps), checks.rng("rng", rng))
-
-
-def _check_every(a, t, n_steps, sampler, what="x"):
-    """After step t (0-based): every CHECK_EVERY steps and at the last, NonFiniteError unless
-    ``a`` is finite, naming the steps since the previous check."""
-    if (t + 1) % CHECK_EVERY == 0 or t + 1 == n_steps:
-        first = t - (t % CHECK_EVERY) + 1
-        checks.finite_or_raise(what, a, f"between steps {first} and {t + 1} {sampler}",
-                               "the step is too large for this target: use a smaller step")
 
 
 # ---------------------------------------------------------------- annealed samplers

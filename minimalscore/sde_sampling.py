@@ -11,7 +11,8 @@ both with the marginals p_t of the forward process; the ODE is a deterministic m
 gives log p_{t_min}(x) by the instantaneous change of variables (App. D.2). Time runs on the
 grid t_i = 1 - i Δt, Δt = (1 - t_min)/n_steps. ``score`` is called as score(x, t) with t of shape
 (N,); x may have any batch-first shape and keeps its dtype. Step coefficients are Python floats,
-and the only host reads are the first-call checks and a finiteness check every CHECK_EVERY steps.
+and the only host reads are the first-call checks and a finiteness check every
+``checks.CHECK_EVERY`` steps.
 """
 import math
 import numbers
@@ -21,9 +22,6 @@ from tqdm.auto import tqdm
 
 from . import backend, checks, ops
 from .objectives import _jacobian_trace
-
-CHECK_EVERY = 100  # steps between finiteness checks: each is one host read
-
 
 def _check_sde(sde):
     members = ("_drift", "_diffusion", "_marginal", "prior_log_prob")
@@ -54,11 +52,9 @@ def _steps(sde, n_steps, progress, desc):
 
 
 def _guard(x, i, n_steps, where):
-    """NonFiniteError every CHECK_EVERY steps and after the last, never a read per step."""
-    if (i + 1) % CHECK_EVERY == 0 or i == n_steps - 1:
-        checks.finite_or_raise("x", x, f"in {where} at step {i + 1} of {n_steps}",
+    """``checks.finite_every`` for the diffusion samplers' state x."""
+    return checks.finite_every("x", x, i, n_steps, f"of {n_steps} in {where}",
                                "take more steps, or check the score model at this noise level")
-    return x
 
 
 def _score_at(score, x, t):
