@@ -88,7 +88,6 @@ def annealed_langevin(params, x0, sigmas, eps, n_steps_each, rng):
     """W6's annealed Langevin run (Song & Ermon 2019 Alg. 1), the bare loop: per level the
     constant log-sigma input folds into the first layer's bias; per step one forward pass of
     the net and the ULA update x + (alpha/2) s + sqrt(alpha) z, alpha = eps sigma^2/sigma_L^2."""
-    xp = backend.xp
     (w1, b1), (w2, b2), (w3, b3) = [(l["W"], l["b"]) for l in params["layers"]]
     x = x0
     for sigma in (float(s) for s in sigmas):

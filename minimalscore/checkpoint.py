@@ -29,7 +29,6 @@ import tempfile
 import zipfile
 
 from . import backend, checks
-from .tree import tree_paths
 
 FORMAT, VERSION = "minimalscore checkpoint", 1
 SEAL = b"sha256:"  # the archive comment: SEAL + the 64 hex digits of the digest

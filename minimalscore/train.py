@@ -17,7 +17,7 @@ from autograd import value_and_grad
 from tqdm.auto import tqdm
 
 from . import backend, checkpoint as ckpt, checks, data, optim
-from .tree import tree_leaves, tree_paths
+from .tree import tree_paths
 
 
 def fit(loss_fn, params, x, n_steps, batch_size, rng, lr=1e-3, ema_decay=None,
@@ -70,9 +70,12 @@ def fit(loss_fn, params, x, n_steps, batch_size, rng, lr=1e-3, ema_decay=None,
         batch, cursor = data.next_batch(x, batch_size, rng, cursor)
         loss, grads = step_fn(params, batch, rng)
         loss = float(loss)
-        if not (math.isfinite(loss) and _all_finite(grads)):
-            raise checks.NonFiniteError(_stop_message(step, loss, grads, lr, checkpoint, saved_step))
-        params, opt_state = optim.adam_update(params, grads, opt_state, lr=lr)
+        try:
+            if not math.isfinite(loss):
+                raise checks.NonFiniteError("loss")
+            params, opt_state = optim.adam_update(params, grads, opt_state, lr=lr)  # checks grads
+        except checks.NonFiniteError:
+            raise checks.NonFiniteError(_stop_message(step, loss, grads, lr, checkpoint, saved_step)) from None
         if ema is not None:
             ema = optim.ema_update(ema, params, min(ema_decay, (1 + step) / (10 + step)))
         losses.append(loss)
@@ -138,12 +141,6 @@ def _scalar(loss_fn):
 def _shapes(params):
     """{path: "float32 (16, 16)"} for the leaves of a parameter tree: the model a checkpoint fits."""
     return {where: f"{leaf.dtype} {tuple(leaf.shape)}" for where, leaf in tree_paths(params, "params")}
-
-
-def _all_finite(tree):
-    """True when every array of the tree is finite: one host read for the whole tree."""
-    xp = backend.xp
-    return bool(xp.stack([xp.isfinite(leaf).all() for leaf in tree_leaves(tree)]).all())
 
 
 def _first_non_finite(tree, name):

@@ -6,7 +6,7 @@ from autograd import elementwise_grad
 from hypothesis import given, settings, strategies as st
 
 import minimalscore as ms
-from minimalscore import models, nn, optim
+from minimalscore import models, optim
 from minimalscore.tree import tree_leaves, tree_map
 
 

@@ -15,7 +15,7 @@ from scipy import integrate, stats
 
 import minimalscore as ms
 from minimalscore import objectives, sde
-from diffusion_targets import MIXTURE, N_SE, pushed, scaled
+from diffusion_targets import MIXTURE, N_SE, pushed
 
 PROCESSES = {"VE": sde.VE(0.01, 10.0), "VP": sde.VP(), "SubVP": sde.SubVP()}
 
