@@ -9,13 +9,14 @@ metric: a small classifier trained on the same split judges the samples (its con
 classes present), the distance to the nearest training image checks for copies, and the same
 numbers for held-out real digits (the ceiling) and for uniform noise (the floor) frame them.
 
-    python -m examples.digits                     train, sample, inpaint, bits/dim
+    python -m examples.digits                     train, sample, inpaint, bits/dim, guided
     python -m examples.digits --quick             a small run in under a minute and a half (the test's)
     python -m examples.digits --resume            continue training from OUT/checkpoint.npz
     python -m examples.digits sample --checkpoint OUT [--n 500] [--sampler S] [--steps K]
     python -m examples.digits inpaint --checkpoint OUT [--n 100] [--steps K]
     python -m examples.digits samplers --checkpoint OUT [--n 500]   the sampler study
     python -m examples.digits likelihood --checkpoint OUT [--n 100] [--exact 5]
+    python -m examples.digits guided --checkpoint OUT [--per-class 20]     a chosen class
     python -m examples.digits --data mnist --data-dir DIR    the four MNIST IDX files
 
 Without a subcommand it trains; the subcommands reuse the model a training run saved in
@@ -26,8 +27,9 @@ Training writes to --out (default out/digits): model.npz (the EMA parameters, th
 the noise schedule), checkpoint.npz (the whole training state, for --resume), loss.csv and
 loss.png (the training loss by step; --resume appends), progress.csv (the judge's numbers on
 preview samples), samples.png, samples.npy (N, 1, H, W) in [0, 1] from the default sampler,
-inpaint_lower.png, inpaint_right.png and metrics.json (with n_score_evals, the network calls
-per sample, the same seed through annealed Langevin, and bits_per_dim). The subcommands write
+inpaint_lower.png, inpaint_right.png, guided.png, guided_samples.npy and guided_labels.npy
+(classifier guidance at its best scale) and metrics.json (with n_score_evals, the network calls
+per sample, the same seed through annealed Langevin, bits_per_dim and guided). The subcommands write
 sample_metrics.json, inpaint_metrics.json, samplers_metrics.json (with samplers.csv and
 samplers.png) or likelihood_metrics.json beside their figures.
 """
@@ -45,7 +47,7 @@ from minimalscore.tree import count_params
 
 from .common import parse_args, print_table, save_metrics
 from . import digits_likelihood
-from .digits_commands import add_subcommands, from_checkpoint, positive_int
+from .digits_commands import add_subcommands, from_checkpoint, guided, positive_int
 from .digits_judge import agreement, probabilities, sample_quality, train_classifier
 from .digits_record import append_rows, previous_sessions, record_losses
 from .digits_samplers import describe, draw
@@ -55,9 +57,9 @@ from .digits_samplers import describe, draw
 # Inpainting runs three times sampling's Langevin time per level (T = 60 at the step size NCSNv2's
 # rule gives T = 20): completions need that time to come to agree with the visible half.
 FULL = dict(steps=1600, batch=64, lr=2e-3, channels=16, n_steps_each=20, inpaint_steps_each=60,
-            n_samples=500, n_inpaint=100, preview_every=400)
+            n_samples=500, n_inpaint=100, preview_every=400, per_class=20)
 QUICK = dict(steps=600, batch=64, lr=2e-3, channels=8, n_steps_each=5, inpaint_steps_each=10,
-             n_samples=150, n_inpaint=60, preview_every=300)
+             n_samples=150, n_inpaint=60, preview_every=300, per_class=10)
 SIGMA_MIN, EMA_DECAY = 0.01, 0.999
 # The default sampler: the cheapest that met the quality target in the sampler study
 # (`python -m examples.digits samplers --checkpoint OUT` on the full run's model).
@@ -230,6 +232,8 @@ def run(args):
                                    args.seed + 5)
     print_table("Bits/dim of held-out digits (17 levels, uniformly dequantized; lower is better)", bits,
                 ["bpd", "se", "n"])
+    args.per_class = cfg["per_class"]
+    guided_metrics = guided(args, model, clf, reference, sys.modules[__name__])
     n = min(cfg["n_inpaint"], x_test.shape[0])
     completions, noise_filled = inpaint(model, clf, x_test[:n], y_test[:n], cfg["inpaint_steps_each"],
                                         ms.backend.default_rng(args.seed + 3), args.out)
@@ -255,6 +259,7 @@ def run(args):
         "inpaint_agreement_by_mask": completions,
         "sampler": describe(**DEFAULT_SAMPLER), "n_score_evals": n_calls, "annealed_langevin": langevin_quality,
         "bits_per_dim": {name: row["bpd"] for name, row in bits.items()}, "bits_per_dim_rows": bits,
+        "guided": guided_metrics,
         "ceiling": table["held-out real"], "floor": table["uniform noise"],
         "train_seconds": round(info["seconds"], 1), "train_steps": n_trained, "training": sessions,
         "seconds_per_step": round(info["seconds"] / max(n_trained, 1), 4),

@@ -1,6 +1,8 @@
 """The digits study's subcommands on a saved model (OUT/model.npz), no retraining:
 
     sample      draw digits with any sampler and judge them (sample_metrics.json)
+    guided      digits of a chosen class by classifier guidance (guided_samples.npy,
+                guided_labels.npy, guided.png, guided_metrics.json)
     inpaint     complete held-out digits with a half hidden (inpaint_metrics.json)
     samplers    the sampler study: every sampler at 10 to 420 network calls, judged
                 (samplers.csv, samplers.png, samplers_metrics.json)
@@ -17,7 +19,7 @@ import numpy as np
 import minimalscore as ms
 from minimalscore import checkpoint, plot
 
-from . import digits_likelihood, digits_samplers
+from . import digits_guidance, digits_likelihood, digits_samplers
 from .digits_judge import sample_quality
 
 
@@ -35,7 +37,8 @@ def add_subcommands(parser, default):
     for name, what in (("sample", "draw new digits from a trained model and judge them"),
                        ("inpaint", "complete held-out digits with their lower or right half hidden"),
                        ("samplers", "compare the samplers at 10 to 420 network calls, judged alike"),
-                       ("likelihood", "bits/dim of held-out digits: the model and three baselines")):
+                       ("likelihood", "bits/dim of held-out digits: the model and three baselines"),
+                       ("guided", "digits of a chosen class by classifier guidance, at scales 0, 1, 2, 4")):
         sub = commands.add_parser(name, help=what, description=f"{what}, from OUT/model.npz of a "
                                   "training run (no retraining)")
         sub.add_argument("--checkpoint", required=True, metavar="DIR",
@@ -62,6 +65,7 @@ def add_subcommands(parser, default):
     subs["inpaint"].add_argument("--steps", dest="sampler_steps", type=positive_int, default=None, metavar="K",
                                  help="Langevin steps per noise level (default: the training run's)")
     subs["samplers"].add_argument("--n", type=positive_int, default=500, help="digits per sampler (500)")
+    subs["guided"].add_argument("--per-class", type=positive_int, default=20, help="digits per class (20)")
     subs["likelihood"].add_argument("--n", type=positive_int, default=100, help="held-out digits (100)")
     subs["likelihood"].add_argument("--exact", type=int, default=5,
                                     help="of them, how many also get the exact divergence (5; 0: none)")
@@ -104,6 +108,8 @@ def from_checkpoint(args, study):
                    "inpaint_agreement_by_mask": completions, "noise_filled": noise_filled}
     elif args.command == "samplers":
         metrics = sampler_study(args, model, clf, reference, x_test)
+    elif args.command == "guided":
+        metrics = guided(args, model, clf, reference, study)
     else:
         rows = digits_likelihood.table(model, x_train, x_test, min(args.n, x_test.shape[0]), args.exact,
                                        args.ode_steps, args.seed + 5)
@@ -130,3 +136,28 @@ def sampler_study(args, model, clf, reference, x_test):
     best_cheap = max(cheap, key=lambda row: row["confidence"]) if cheap else None
     print(f"\ncheapest meeting the target: {best}\nbest at <= 20 calls: {best_cheap}")
     return {"rows": rows, "ceiling": ceiling, "cheapest_meeting_target": best, "best_within_20_calls": best_cheap}
+
+
+def guided(args, model, judge, reference, study):
+    """Train the noise-conditional classifier, report its accuracy per level, sample each class
+    at every scale with the default sampler, keep the best scale's samples."""
+    (x_train, y_train), (x_test, y_test) = study.load(args)
+    rng = ms.backend.default_rng(args.seed + 6)
+    params = digits_guidance.train_noisy_classifier(x_train, y_train, model["sigmas"], rng)
+    accuracy = digits_guidance.accuracy_by_level(params, x_test, y_test, model["sigmas"], rng)
+    print("noise-conditional classifier, held-out accuracy by noise level:")
+    print("  " + "  ".join(f"{s:.3g}: {a:.2f}" for s, a in accuracy.items()))
+    rows, drawn, labels = digits_guidance.study(model, judge, params, reference, args.per_class, args.seed + 2,
+                                                study.DEFAULT_SAMPLER)
+    study.print_table(f"Guided samples ({args.per_class} per class, {study.describe(**study.DEFAULT_SAMPLER)})",
+                      {f"scale {s:g}": row for s, row in rows.items()},
+                      ["requested_class", "confidence", "classes_present", "nn_distance_ratio"])
+    best = digits_guidance.best_scale(rows)
+    order = ms.backend.xp.concatenate([ms.backend.xp.arange(c * args.per_class, c * args.per_class + 10)
+                                       for c in range(10)]) if args.per_class >= 10 else slice(None)
+    plot.image_grid(drawn[best][order], f"{args.out}/guided.png", ncols=10,
+                    title=f"classifier guidance at scale {best:g}: row c asks for digit c")
+    np.save(f"{args.out}/guided_samples.npy", ms.backend.asnumpy(drawn[best]))
+    np.save(f"{args.out}/guided_labels.npy", ms.backend.asnumpy(labels))
+    return {"best_scale": best, "by_scale": {str(s): row for s, row in rows.items()},
+            "classifier_accuracy_by_sigma": {str(s): a for s, a in accuracy.items()}}

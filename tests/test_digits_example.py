@@ -42,7 +42,8 @@ def test_outputs_exist_and_match_the_documented_keys(run):
     assert [step for step, _ in losses(out)] == list(range(1, 601))
     assert sorted(os.listdir(out)) == sorted(
         ["checkpoint.npz", "model.npz", "loss.csv", "loss.png", "metrics.json", "samples.npy", "samples.png",
-         "inpaint_lower.png", "inpaint_right.png", "progress.csv", "progress_00300.png",
+         "inpaint_lower.png", "inpaint_right.png", "progress.csv", "progress_00300.png", "guided.png",
+         "guided_samples.npy", "guided_labels.npy",
          "progress_00600.png"])  # and no temporary file left
     with open(os.path.join(out, "progress.csv")) as f:
         progress = list(csv.DictReader(f))
@@ -105,6 +106,22 @@ def test_bits_per_dim_has_the_model_and_each_baseline(run):
     # Hutchinson's estimate is unbiased: on the same digits it differs from the exact divergence
     # by its probe noise alone, within 4 of its standard errors (MEASURED)
     assert abs(exact["hutchinson_minus_exact"]) < 4 * exact["difference_se"]
+
+
+def test_guidance_gives_the_requested_class(run):
+    out, m = run
+    g = m["guided"]
+    by_scale = g["by_scale"]
+    # 10 digits per class, 100 at each scale: a share's standard error is at most 0.5/sqrt(100)
+    # = 0.05, a difference of two at most 0.071; the best scale must beat no guidance (chance,
+    # 0.1) by 3 of those, 0.21
+    margin = 3 * np.sqrt(2) * 0.5 / np.sqrt(100)
+    assert by_scale[str(g["best_scale"])]["requested_class"] > by_scale["0.0"]["requested_class"] + margin
+    labels = np.load(out / "guided_labels.npy")
+    assert np.array_equal(labels, np.repeat(np.arange(10), 10))
+    assert np.load(out / "guided_samples.npy").shape == (100, 1, 8, 8)
+    accuracy = list(g["classifier_accuracy_by_sigma"].values())
+    assert accuracy[-1] > 0.8 and accuracy[0] < 0.4  # sharp at sigma_L, near chance at sigma_1
 
 
 def test_the_saved_model_samples_and_inpaints_again_to_the_same_numbers(run, tmp_path):
