@@ -34,7 +34,6 @@ sample_metrics.json, inpaint_metrics.json, samplers_metrics.json (with samplers.
 samplers.png) or likelihood_metrics.json beside their figures.
 """
 import argparse
-import json
 import os
 import sys
 import time
