@@ -1,34 +1,41 @@
 """Handwritten digits from a small noise-conditional score network, on a CPU.
 
 NCSN-lite (minimalscore.ncsn) is trained with multi-scale denoising score matching on
-scikit-learn's 8x8 digits (or MNIST), sampled with annealed Langevin dynamics and a final
-Tweedie step (Song & Ermon 2019, Alg. 1; Song & Ermon 2020), and asked to complete held-out
-digits with their lower or right half hidden. Eyes are not a metric: a small classifier trained
-on the same split judges the samples (its confidence, the classes present), the distance to the
-nearest training image checks for copies, and the same numbers for held-out real digits (the
-ceiling) and for uniform noise (the floor) frame them.
+scikit-learn's 8x8 digits (or MNIST), sampled by the cheapest sampler that keeps the quality of
+annealed Langevin dynamics (Song & Ermon 2019, Alg. 1; Song & Ermon 2020) -- the samplers of
+the VE SDE (Song et al. 2021) query the same net between its noise levels -- asked to complete
+held-out digits with their lower or right half hidden, and scored in bits/dim. Eyes are not a
+metric: a small classifier trained on the same split judges the samples (its confidence, the
+classes present), the distance to the nearest training image checks for copies, and the same
+numbers for held-out real digits (the ceiling) and for uniform noise (the floor) frame them.
 
-    python -m examples.digits                     train, then sample and inpaint (about 22 min)
-    python -m examples.digits --quick             a small run in under a minute (the test's)
+    python -m examples.digits                     train, sample, inpaint, bits/dim, guided
+    python -m examples.digits --quick             a small run in under a minute and a half (the test's)
     python -m examples.digits --resume            continue training from OUT/checkpoint.npz
-    python -m examples.digits sample --checkpoint OUT [--n 500] [--steps K]
+    python -m examples.digits sample --checkpoint OUT [--n 500] [--sampler S] [--steps K]
     python -m examples.digits inpaint --checkpoint OUT [--n 100] [--steps K]
+    python -m examples.digits samplers --checkpoint OUT [--n 500]   the sampler study
+    python -m examples.digits likelihood --checkpoint OUT [--n 100] [--exact 5]
+    python -m examples.digits guided --checkpoint OUT [--per-class 20]     a chosen class
     python -m examples.digits --data mnist --data-dir DIR    the four MNIST IDX files
 
-Without a subcommand it trains; `sample` and `inpaint` reuse the model a training run saved
-in OUT/model.npz, without retraining (the same seed gives the same numbers). Options placed
+Without a subcommand it trains; the subcommands reuse the model a training run saved in
+OUT/model.npz, without retraining (the same seed gives the same numbers). Options placed
 before the subcommand apply to the whole run (--out, --seed, --backend); after it, to it.
 
 Training writes to --out (default out/digits): model.npz (the EMA parameters, the judge and
 the noise schedule), checkpoint.npz (the whole training state, for --resume), loss.csv and
 loss.png (the training loss by step; --resume appends), progress.csv (the judge's numbers on
-preview samples), samples.png, samples.npy (N, 1, H, W) in [0, 1], inpaint_lower.png,
-inpaint_right.png and metrics.json. The subcommands write sample_metrics.json or
-inpaint_metrics.json beside their figures.
+preview samples), samples.png, samples.npy (N, 1, H, W) in [0, 1] from the default sampler,
+inpaint_lower.png, inpaint_right.png, guided.png, guided_samples.npy and guided_labels.npy
+(classifier guidance at its best scale) and metrics.json (with n_score_evals, the network calls
+per sample, the same seed through annealed Langevin, bits_per_dim and guided). The subcommands write
+sample_metrics.json, inpaint_metrics.json, samplers_metrics.json (with samplers.csv and
+samplers.png) or likelihood_metrics.json beside their figures.
 """
 import argparse
-import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -38,25 +45,27 @@ from minimalscore import checkpoint, ncsn, objectives, plot, samplers, schedule,
 from minimalscore.tree import count_params
 
 from .common import parse_args, print_table, save_metrics
+from . import digits_likelihood
+from .digits_commands import add_subcommands, from_checkpoint, guided, positive_int
 from .digits_judge import agreement, probabilities, sample_quality, train_classifier
 from .digits_record import append_rows, previous_sessions, record_losses
+from .digits_samplers import describe, draw
 
 # 8x8 digits, not 16x16 nearest-neighbour copies (--size 16): upsampling adds no information
 # and costs 1.3x a training step and 2.7x the sampling (D = 256 asks for 49 noise levels, not 21).
 # Inpainting runs three times sampling's Langevin time per level (T = 60 at the step size NCSNv2's
 # rule gives T = 20): completions need that time to come to agree with the visible half.
 FULL = dict(steps=1600, batch=64, lr=2e-3, channels=16, n_steps_each=20, inpaint_steps_each=60,
-            n_samples=500, n_inpaint=100, preview_every=400)
-QUICK = dict(steps=150, batch=64, lr=2e-3, channels=8, n_steps_each=5, inpaint_steps_each=10,
-             n_samples=150, n_inpaint=60, preview_every=75)
+            n_samples=500, n_inpaint=100, preview_every=400, per_class=20)
+QUICK = dict(steps=600, batch=64, lr=2e-3, channels=8, n_steps_each=5, inpaint_steps_each=10,
+             n_samples=150, n_inpaint=60, preview_every=300, per_class=10)
 SIGMA_MIN, EMA_DECAY = 0.01, 0.999
-
-
-def positive_int(text):
-    """argparse's type for a count: an integer >= 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
+# The default sampler: the cheapest that met the quality target in the sampler study
+# (`python -m examples.digits samplers --checkpoint OUT` on the full run's model).
+DEFAULT_SAMPLER = dict(sampler="annealed", steps=1, method="heun", levels=19)
+# held-out digits for bits/dim, of which some also get the exact divergence
+LIKELIHOOD = dict(n=100, n_exact=5, ode_steps=digits_likelihood.ODE_STEPS)
+QUICK_LIKELIHOOD = dict(n=20, n_exact=4, ode_steps=5)
 
 
 def add_flags(parser):
@@ -72,20 +81,7 @@ def add_flags(parser):
     parser.add_argument("--resume", action="store_true",
                         help="continue training from OUT/checkpoint.npz; refused if the seed, data or "
                              "model size differ from the run that wrote it")
-    commands = parser.add_subparsers(dest="command", title="subcommands (default: train)")
-    for name, what, count in (
-            ("sample", "draw new digits from a trained model and judge them", "digits to draw"),
-            ("inpaint", "complete held-out digits with their lower or right half hidden",
-             "held-out digits to complete per mask")):
-        sub = commands.add_parser(name, help=what, description=f"{what}, from OUT/model.npz of a "
-                                  "training run (no retraining)")
-        sub.add_argument("--checkpoint", required=True, metavar="DIR",
-                         help="the --out folder of a training run (it holds model.npz)")
-        sub.add_argument("--n", type=positive_int, default=None, help=f"{count} (default: the training run's)")
-        sub.add_argument("--steps", dest="langevin_steps", type=positive_int, default=None, metavar="K",
-                         help="Langevin steps per noise level (default: the training run's)")
-        sub.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="random seed")
-        sub.add_argument("--out", default=argparse.SUPPRESS, help="folder for the figures and metrics")
+    add_subcommands(parser, DEFAULT_SAMPLER)
 
 
 def load(args):
@@ -111,14 +107,10 @@ def score_fn(params, sigmas):
     return lambda x, sigma: ncsn.apply(params, x, sigma, sigmas)
 
 
-def sample(model, n, rng, n_steps_each=None, progress=False):
-    """Annealed Langevin from U[0, 1] (Song & Ermon 2019, Alg. 1) with NCSNv2's final Tweedie
-    step, clipped to [0, 1]. ``model``: {"score_model", "sigmas", "eps", "n_steps_each", "shape"}."""
-    x0 = rng.uniform(0.0, 1.0, (n,) + tuple(model["shape"]))
-    x = samplers.annealed_langevin(score_fn(model["score_model"], model["sigmas"]), x0, model["sigmas"],
-                                   model["eps"], n_steps_each or model["n_steps_each"], rng, denoise=True,
-                                   progress=progress)
-    return ms.backend.xp.clip(x, 0.0, 1.0)
+def sample(model, n, rng, progress=False):
+    """The default sampler (``DEFAULT_SAMPLER``, ``digits_samplers.draw``): (samples in [0, 1],
+    network calls per sample)."""
+    return draw(model, n, rng, **DEFAULT_SAMPLER, progress=progress)
 
 
 def inpaint(model, clf, x, labels, steps, rng, out):
@@ -157,7 +149,7 @@ def train_score_model(args, cfg, settings, x_train, clf):
 
     def preview(step, params, ema):
         started = time.perf_counter()
-        grid = sample(dict(model, score_model=ema), 36, ms.backend.default_rng(args.seed + 7))
+        grid, _ = sample(dict(model, score_model=ema), 36, ms.backend.default_rng(args.seed + 7))
         plot.image_grid(grid, f"{args.out}/progress_{step:05d}.png", ncols=6,
                         title=f"EMA samples after {step} steps")
         quality = sample_quality(clf, grid, x_train[:2000])
@@ -187,7 +179,7 @@ def main(argv=None):
     from threadpoolctl import threadpool_limits
     try:
         with threadpool_limits(limits=1, user_api="blas"):
-            return from_checkpoint(args) if args.command else run(args)
+            return from_checkpoint(args, sys.modules[__name__]) if args.command else run(args)
     except checkpoint.CheckpointError as err:
         raise SystemExit(f"python -m examples.digits: {err}") from err
 
@@ -228,9 +220,19 @@ def run(args):
                      "seconds": round(info["seconds"], 1)})
 
     started = time.perf_counter()
-    samples = sample(model, cfg["n_samples"], ms.backend.default_rng(args.seed + 2), progress=True)
+    samples, n_calls = sample(model, cfg["n_samples"], ms.backend.default_rng(args.seed + 2), progress=True)
     sample_seconds = time.perf_counter() - started
     np.save(f"{args.out}/samples.npy", ms.backend.asnumpy(samples))
+    # the same seed through annealed Langevin at the schedule's own steps: the reference quality
+    langevin, langevin_calls = draw(model, cfg["n_samples"], ms.backend.default_rng(args.seed + 2), "annealed")
+    langevin_quality = dict(sample_quality(clf, langevin, reference), n_score_evals=langevin_calls)
+    like = QUICK_LIKELIHOOD if args.quick else LIKELIHOOD
+    bits = digits_likelihood.table(model, x_train, x_test, like["n"], like["n_exact"], like["ode_steps"],
+                                   args.seed + 5)
+    print_table("Bits/dim of held-out digits (17 levels, uniformly dequantized; lower is better)", bits,
+                ["bpd", "se", "n"])
+    args.per_class = cfg["per_class"]
+    guided_metrics = guided(args, model, clf, reference, sys.modules[__name__])
     n = min(cfg["n_inpaint"], x_test.shape[0])
     completions, noise_filled = inpaint(model, clf, x_test[:n], y_test[:n], cfg["inpaint_steps_each"],
                                         ms.backend.default_rng(args.seed + 3), args.out)
@@ -245,8 +247,8 @@ def run(args):
     show_table(f"Digits ({args.data}, {size}x{size}): samples between the ceiling (held-out real digits) "
                f"and the floor (uniform noise); the judge's held-out accuracy is {clf_accuracy:.3f}", table)
     plot.image_grid(samples[:100], f"{args.out}/samples.png", ncols=10,
-                    title=f"NCSN-lite samples (EMA; {len(model['sigmas'])} levels x {cfg['n_steps_each']} "
-                          f"Langevin steps, then Tweedie){' -- quick run' if args.quick else ''}")
+                    title=f"NCSN-lite samples (EMA; {describe(**DEFAULT_SAMPLER)}, {n_calls} network calls)"
+                          f"{' -- quick run' if args.quick else ''}")
     return save_metrics(args, {
         "classifier_accuracy": clf_accuracy,
         "sample_confidence": table["samples"]["confidence"],
@@ -254,6 +256,9 @@ def run(args):
         "nn_distance_ratio": table["samples"]["nn_distance_ratio"],
         "inpaint_agreement": table["samples"]["inpaint_agreement"],
         "inpaint_agreement_by_mask": completions,
+        "sampler": describe(**DEFAULT_SAMPLER), "n_score_evals": n_calls, "annealed_langevin": langevin_quality,
+        "bits_per_dim": {name: row["bpd"] for name, row in bits.items()}, "bits_per_dim_rows": bits,
+        "guided": guided_metrics,
         "ceiling": table["held-out real"], "floor": table["uniform noise"],
         "train_seconds": round(info["seconds"], 1), "train_steps": n_trained, "training": sessions,
         "seconds_per_step": round(info["seconds"] / max(n_trained, 1), 4),
@@ -262,37 +267,6 @@ def run(args):
         "sigma_max": float(model["sigmas"][0]), "gamma": model["gamma"], "eps": model["eps"],
         "n_steps_each": cfg["n_steps_each"], "inpaint_steps_each": cfg["inpaint_steps_each"],
         "batch_size": cfg["batch"], "lr": cfg["lr"], "data": args.data, "size": size})
-
-
-def from_checkpoint(args):
-    """The ``sample`` and ``inpaint`` subcommands: the saved model, judged as in training."""
-    model, settings = checkpoint.load(os.path.join(args.checkpoint, "model.npz"))
-    args.data, args.size = settings["data"], settings["size"]
-    (x_train, _), (x_test, y_test) = load(args)
-    clf, steps = model["judge"], args.langevin_steps
-    if args.command == "sample":
-        n = args.n or model["n_samples"]
-        samples = sample(model, n, ms.backend.default_rng(args.seed + 2), steps, progress=True)
-        noise = ms.backend.default_rng(args.seed + 4).uniform(0.0, 1.0, samples.shape)
-        table = judge_rows(clf, samples, x_test, noise, x_train[:2000])
-        show_table(f"Digits from {args.checkpoint}/model.npz, {n} samples", table)
-        plot.image_grid(samples[:100], f"{args.out}/samples.png", ncols=10,
-                        title=f"NCSN-lite samples ({len(model['sigmas'])} levels x "
-                              f"{steps or model['n_steps_each']} Langevin steps, then Tweedie)")
-        np.save(f"{args.out}/samples.npy", ms.backend.asnumpy(samples))
-        metrics = {"sample_confidence": table["samples"]["confidence"], "n_samples": n, "rows": table}
-    else:
-        n = min(args.n or model["n_inpaint"], x_test.shape[0])
-        completions, noise_filled = inpaint(model, clf, x_test[:n], y_test[:n],
-                                            steps or model["inpaint_steps_each"],
-                                            ms.backend.default_rng(args.seed + 3), args.out)
-        print(f"\nInpainting {n} held-out digits per mask: the judge agrees with the original label on "
-              f"{completions} (the hidden half filled with noise: {noise_filled})")
-        metrics = {"inpaint_agreement": sum(completions.values()) / len(completions),
-                   "inpaint_agreement_by_mask": completions, "noise_filled": noise_filled}
-    with open(f"{args.out}/{args.command}_metrics.json", "w") as f:
-        json.dump(dict(metrics, checkpoint=args.checkpoint, seed=args.seed), f, indent=2)
-    return metrics
 
 
 if __name__ == "__main__":
