@@ -229,7 +229,7 @@ def run(args):
     np.save(f"{args.out}/samples.npy", ms.backend.asnumpy(samples))
     # the reference quality: the same seed through annealed Langevin at REFERENCE_STEPS a level
     langevin, langevin_calls = draw(model, cfg["n_samples"], ms.backend.default_rng(args.seed + 2), "annealed",
-                                    steps=REFERENCE_STEPS)
+                                    steps=REFERENCE_STEPS, progress=True)
     langevin_quality = dict(sample_quality(clf, langevin, reference), n_score_evals=langevin_calls)
     like = QUICK_LIKELIHOOD if args.quick else LIKELIHOOD
     bits = digits_likelihood.table(model, x_train, x_test, like["n"], like["n_exact"], like["ode_steps"],

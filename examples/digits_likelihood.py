@@ -84,16 +84,17 @@ def mixture_log_p(y_train, y, seed):
     return fit(best, a).score_samples(b), best
 
 
-def model_log_p(model, y, n_steps, rng=None, method="rk4", probes=1):
+def model_log_p(model, y, n_steps, rng=None, method="rk4", probes=1, progress=True):
     """log p_{σ_L}(y) by the probability-flow ODE; ``rng`` for Hutchinson's estimate, averaged
     over ``probes`` independent probes per digit (each digit's path repeated), None for the
     exact divergence (64 backward passes per evaluation)."""
     sde = ve_sde(model)
     score = ms.sde.sigma_conditioned(lambda x, s: ncsn.apply(model["score_model"], x, s, model["sigmas"]), sde)
     if rng is None:
-        return ms.sde.log_likelihood(score, sde, y, n_steps, method=method)
+        return ms.sde.log_likelihood(score, sde, y, n_steps, method=method, progress=progress)
     tiled = ms.backend.xp.concatenate([y] * probes, axis=0)
-    return ms.sde.log_likelihood(score, sde, tiled, n_steps, rng=rng, method=method).reshape(probes, -1).mean(axis=0)
+    return ms.sde.log_likelihood(score, sde, tiled, n_steps, rng=rng, method=method,
+                                 progress=progress).reshape(probes, -1).mean(axis=0)
 
 
 def mean_and_se(values):

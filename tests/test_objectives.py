@@ -265,7 +265,7 @@ def test_multiscale_dsm_with_several_levels_at_the_optimum():
     N(0, I_D) data the loss is mean_i ½ D v_i with v_i = 1/(1+σ_i²) (each level as above). Given
     its level, a per-example term ½||w||², w ~ N(0, v_i I), has E[T²] = ¼ v_i² (D² + 2D), so
     var T = mean_i ¼ v_i² (D² + 2D) - loss². Drawing the level from {1, ..., L-1} only (an
-    off-by-one) would give mean_{i<L} ½ D v_i, ~90 standard errors away."""
+    off-by-one) would give mean_{i<L} ½ D v_i, ~78 standard errors away."""
     dim, n, sigmas = 4, 40000, np.array([4.0, 1.0, 0.25])
     x = np.random.default_rng(0).standard_normal((n, dim))
     optimal = lambda y, s: -y / (1 + s[:, None] ** 2)
