@@ -27,7 +27,8 @@ Training writes to --out (default out/digits): model.npz (the EMA parameters, th
 the noise schedule), checkpoint.npz (the whole training state, for --resume), loss.csv and
 loss.png (the training loss by step; --resume appends), progress.csv (the judge's numbers on
 preview samples), samples.png, samples.npy (N, 1, H, W) in [0, 1] from the default sampler,
-inpaint_lower.png, inpaint_right.png, guided.png, guided_samples.npy and guided_labels.npy
+samplers.csv and samplers.png (the default and reference samplers beside each SDE sampler at
+about 20 and 50 network calls), inpaint_lower.png, inpaint_right.png, guided.png, guided_samples.npy and guided_labels.npy
 (classifier guidance at its best scale) and metrics.json (with n_score_evals, the network calls
 per sample, the same seed through annealed Langevin, bits_per_dim and guided). The subcommands write
 sample_metrics.json, inpaint_metrics.json, samplers_metrics.json (with samplers.csv and
@@ -45,11 +46,11 @@ from minimalscore import checkpoint, ncsn, objectives, plot, samplers, schedule,
 from minimalscore.tree import count_params
 
 from .common import parse_args, print_table, save_metrics
-from . import digits_likelihood
+from . import digits_likelihood, digits_samplers
 from .digits_commands import add_subcommands, from_checkpoint, guided, positive_int
 from .digits_judge import agreement, probabilities, sample_quality, train_classifier
 from .digits_record import append_rows, previous_sessions, record_losses
-from .digits_samplers import describe, draw
+from .digits_samplers import describe, draw, study_row
 
 # 8x8 digits, not 16x16 nearest-neighbour copies (--size 16): upsampling adds no information
 # and costs 1.3x a training step and 2.7x the sampling (D = 256 asks for 49 noise levels, not 21).
@@ -228,9 +229,17 @@ def run(args):
     sample_seconds = time.perf_counter() - started
     np.save(f"{args.out}/samples.npy", ms.backend.asnumpy(samples))
     # the reference quality: the same seed through annealed Langevin at REFERENCE_STEPS a level
+    started = time.perf_counter()
     langevin, langevin_calls = draw(model, cfg["n_samples"], ms.backend.default_rng(args.seed + 2), "annealed",
                                     steps=REFERENCE_STEPS, progress=True)
     langevin_quality = dict(sample_quality(clf, langevin, reference), n_score_evals=langevin_calls)
+    print("Samplers, the same seed, judged by the example's classifier:")
+    study_rows = [study_row(DEFAULT_SAMPLER, n_calls, sample_quality(clf, samples, reference), sample_seconds),
+                  study_row(dict(sampler="annealed", steps=REFERENCE_STEPS), langevin_calls, langevin_quality,
+                            time.perf_counter() - started)]
+    study_rows += digits_samplers.study(model, clf, reference, cfg["n_samples"], args.seed + 2,
+                                        digits_samplers.RUN_GRID)
+    digits_samplers.write_study(study_rows, sample_quality(clf, x_test[:cfg["n_samples"]], reference), args.out)
     like = QUICK_LIKELIHOOD if args.quick else LIKELIHOOD
     bits = digits_likelihood.table(model, x_train, x_test, like["n"], like["n_exact"], like["ode_steps"],
                                    args.seed + 5)
@@ -262,6 +271,7 @@ def run(args):
         "inpaint_agreement": table["samples"]["inpaint_agreement"],
         "inpaint_agreement_by_mask": completions,
         "sampler": describe(**DEFAULT_SAMPLER), "n_score_evals": n_calls, "annealed_langevin": langevin_quality,
+        "samplers": study_rows,
         "bits_per_dim": {name: row["bpd"] for name, row in bits.items()}, "bits_per_dim_rows": bits,
         "guided": guided_metrics,
         "ceiling": table["held-out real"], "floor": table["uniform noise"],

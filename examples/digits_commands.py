@@ -10,7 +10,6 @@
                 (likelihood_metrics.json)
 """
 import argparse
-import csv
 import json
 import os
 
@@ -126,11 +125,7 @@ def sampler_study(args, model, clf, reference, x_test):
     print(f"The sampler study: {args.n} digits per setting, judged by the example's classifier")
     rows = digits_samplers.study(model, clf, reference, args.n, args.seed + 2, digits_samplers.FULL_GRID)
     ceiling = sample_quality(clf, x_test[:args.n], reference)
-    with open(f"{args.out}/samplers.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    digits_samplers.study_figure(rows, ceiling, f"{args.out}/samplers.png")
+    digits_samplers.write_study(rows, ceiling, args.out)
     best = digits_samplers.cheapest_meeting(rows)
     cheap = [row for row in rows if row["calls"] <= 20]
     best_cheap = max(cheap, key=lambda row: row["confidence"]) if cheap else None

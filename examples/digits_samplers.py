@@ -18,6 +18,7 @@ s(x, t) = s(x, σ(t)); between the trained levels the net interpolates its norm 
 
 The SDE samplers start from the prior N(0, σ_1² I). Every sample is clipped to [0, 1].
 """
+import csv
 import math
 import time
 
@@ -108,9 +109,29 @@ def meets(row):
     return row["confidence"] >= 0.85 and row["classes_present"] == 10 and row["nn_distance_ratio"] >= 1.0
 
 
+# the full run's comparison beside its default and reference samplers: each SDE sampler at about
+# 20 and 50 network calls (the whole grid is the ``samplers`` subcommand's)
+RUN_GRID = ([dict(sampler="reverse_sde", steps=k) for k in (20, 50)]
+            + [dict(sampler="pc", steps=k) for k in (10, 25)]
+            + [dict(sampler="pf_ode", steps=10, method="heun"), dict(sampler="pf_ode", steps=5, method="rk4")])
+
+
+def study_row(setting, calls, quality, seconds):
+    """One row of the study: the setting, its network calls, the judge's numbers, the target met."""
+    setting = dict(dict(method="heun", levels=None), **setting)
+    sampler = setting["sampler"]
+    row = {"sampler": sampler, "steps": setting["steps"],
+           "method": setting["method"] if sampler == "pf_ode" else "", "levels": setting["levels"] or "",
+           "calls": calls, "confidence": quality["confidence"],
+           "classes_present": quality["classes_present"],
+           "nn_distance_ratio": quality["nn_distance_ratio"], "seconds": round(seconds, 1)}
+    print(f"  {describe(**setting):24s} {calls:4d} calls  confidence {row['confidence']:.3f}  classes "
+          f"{row['classes_present']}  NN ratio {row['nn_distance_ratio']:.3f}  ({row['seconds']} s)", flush=True)
+    return dict(row, meets=meets(row))
+
+
 def study(model, clf, reference, n, seed, grid):
-    """Each setting of ``grid`` draws n samples at the same seed and is judged. Returns rows:
-    sampler, K, method, calls, confidence, classes present, NN ratio, seconds, meets."""
+    """Each setting of ``grid`` draws n samples at the same seed and is judged (``study_row``)."""
     rows = []
     for setting in grid:
         setting = dict(dict(method="heun", levels=None), **setting)
@@ -119,18 +140,17 @@ def study(model, clf, reference, n, seed, grid):
         if calls != expected_calls(model, **setting):
             raise RuntimeError(f"{describe(**setting)}: {calls} network calls, expected "
                                f"{expected_calls(model, **setting)}")
-        quality = sample_quality(clf, x, reference)
-        sampler, method = setting["sampler"], setting["method"] if setting["sampler"] == "pf_ode" else ""
-        row = {"sampler": sampler, "steps": setting["steps"], "method": method,
-               "levels": setting["levels"] or "", "calls": calls,
-               "confidence": quality["confidence"], "classes_present": quality["classes_present"],
-               "nn_distance_ratio": quality["nn_distance_ratio"],
-               "seconds": round(time.perf_counter() - started, 1)}
-        rows.append(dict(row, meets=meets(row)))
-        print(f"  {describe(**setting):24s} {calls:4d} calls  confidence "
-              f"{row['confidence']:.3f}  classes {row['classes_present']}  NN ratio "
-              f"{row['nn_distance_ratio']:.3f}  ({row['seconds']} s)", flush=True)
+        rows.append(study_row(setting, calls, sample_quality(clf, x, reference), time.perf_counter() - started))
     return rows
+
+
+def write_study(rows, ceiling, out):
+    """samplers.csv (one row per setting) and samplers.png in the folder ``out``."""
+    with open(f"{out}/samplers.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    study_figure(rows, ceiling, f"{out}/samplers.png")
 
 
 def cheapest_meeting(rows):

@@ -31,11 +31,15 @@ def test_outputs_exist_and_match_the_documented_keys(run):
         saved = json.load(f)
     for key in ("classifier_accuracy", "sample_confidence", "class_counts", "nn_distance_ratio",
                 "inpaint_agreement", "train_seconds", "seconds", "n_params", "ceiling", "floor", "training",
-                "n_score_evals", "bits_per_dim", "annealed_langevin"):
+                "n_score_evals", "bits_per_dim", "annealed_langevin", "samplers"):
         assert key in saved
     assert saved["sample_confidence"] == metrics["sample_confidence"]
-    for name in ("samples", "inpaint_lower", "inpaint_right", "loss"):
+    for name in ("samples", "inpaint_lower", "inpaint_right", "loss", "samplers"):
         assert os.path.getsize(os.path.join(out, f"{name}.png")) > 5_000
+    # the sampler table: the default, the reference and each SDE sampler, with exact call counts
+    assert [(row["sampler"], row["calls"]) for row in saved["samplers"]] == [
+        ("annealed", 20), ("annealed", 106), ("reverse_sde", 20), ("reverse_sde", 50), ("pc", 20), ("pc", 50),
+        ("pf_ode", 20), ("pf_ode", 20)]
     samples = np.load(os.path.join(out, "samples.npy"))
     assert samples.shape == (metrics["n_samples"], 1, 8, 8) and samples.dtype == np.float32
     assert samples.min() >= 0 and samples.max() <= 1
@@ -43,7 +47,7 @@ def test_outputs_exist_and_match_the_documented_keys(run):
     assert sorted(os.listdir(out)) == sorted(
         ["checkpoint.npz", "model.npz", "loss.csv", "loss.png", "metrics.json", "samples.npy", "samples.png",
          "inpaint_lower.png", "inpaint_right.png", "progress.csv", "progress_00300.png", "guided.png",
-         "guided_samples.npy", "guided_labels.npy",
+         "guided_samples.npy", "guided_labels.npy", "samplers.csv", "samplers.png",
          "progress_00600.png"])  # and no temporary file left
     with open(os.path.join(out, "progress.csv")) as f:
         progress = list(csv.DictReader(f))
