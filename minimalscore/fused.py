@@ -134,11 +134,6 @@ defvjp_argnums(dense, _dense_vjp)
 NORM_EPS = 1e-5  # added to both variances of instance norm++, as in NCSN's code
 
 
-def _per_channel(a):
-    """(N, C) -> (N, C, 1, 1), to broadcast over an image's pixels."""
-    return anp.reshape(a, a.shape + (1, 1))
-
-
 def _normalise(x, eps):
     """x_hat = (x - mu) / s over each channel's pixels, mu_hat = (mu - m) / v over the channel
     means (N, C), and s (N, C, 1, 1), v (N, 1): instance norm++'s statistics."""
@@ -158,7 +153,7 @@ def instance_norm_plus_plus(x, gamma, beta, alpha, eps=NORM_EPS):
     slower, and the NCSN has 24 of these layers. gamma, beta, alpha are (N, C): the VJP returns
     cotangents of that shape, it does not undo a broadcast; eps is not differentiated."""
     x_hat, mu_hat = _normalise(x, eps)[:2]
-    return _per_channel(gamma) * x_hat + _per_channel(beta + alpha * mu_hat)
+    return ops.per_channel(gamma) * x_hat + ops.per_channel(beta + alpha * mu_hat)
 
 
 def _normalise_vjp(g, x_hat, axis):
@@ -183,8 +178,8 @@ def _instance_norm_vjp(argnums, z, args, kwargs):
         x_hat, mu_hat, s, v = _normalise(x, eps)
         g_sum, gx_sum = anp.sum(g, axis=(2, 3)), anp.sum(g * x_hat, axis=(2, 3))
         d_mu = _normalise_vjp(alpha * g_sum, mu_hat, 1) / v
-        cotangent = {0: lambda: _per_channel(gamma) / s * _normalise_vjp(g, x_hat, (2, 3))
-                     + _per_channel(d_mu) / (x.shape[2] * x.shape[3]),
+        cotangent = {0: lambda: ops.per_channel(gamma) / s * _normalise_vjp(g, x_hat, (2, 3))
+                     + ops.per_channel(d_mu) / (x.shape[2] * x.shape[3]),
                      1: lambda: gx_sum, 2: lambda: g_sum, 3: lambda: mu_hat * g_sum}
         return tuple(cotangent[argnum]() for argnum in argnums)
     return vjp

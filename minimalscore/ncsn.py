@@ -49,8 +49,13 @@ def level_weights(sigma, sigmas):
     Interpolation in log sigma because the schedule is geometric: its levels are evenly spaced
     there. It needs no retraining and keeps the trained per-level layers."""
     checks.sigma_per_example("sigma", sigma, sigma)  # (N,), positive, finite
+    return _level_weights(sigma, checks.sigmas("sigmas", sigmas))
+
+
+def _level_weights(sigma, sigmas):
+    """:func:`level_weights` for arguments already checked (``apply`` checks its own)."""
     xp = backend.xp
-    log_grid = xp.log(xp.asarray(checks.sigmas("sigmas", sigmas), dtype=xp.float64))
+    log_grid = xp.log(xp.asarray(sigmas, dtype=xp.float64))
     n_levels = log_grid.shape[0]
     log_s = xp.clip(xp.log(xp.asarray(getval(sigma), dtype=xp.float64)), log_grid[-1], log_grid[0])
     if n_levels == 1:
@@ -161,7 +166,7 @@ def apply(params, x, sigma, sigmas):
     if n_levels != len(sigmas):
         raise ValueError(f"sigmas: expected the {n_levels} noise levels params were built for, "
                          f"got {len(sigmas)}")
-    level = level_weights(sigma, sigmas)
+    level = _level_weights(sigma, sigmas)
     h = nn.conv2d_layer(params["begin"], x)
     r1 = _residual(params["res"][0], h, level, DILATIONS[0])
     r2 = r1 if x.shape[-1] < 16 else nn.mean_pool2(r1)

@@ -85,11 +85,6 @@ def conv2d_layer(params, x, padding=1, dilation=1):
 
 
 # ---------------------------------------------------------------- instance norm++ and pooling
-def _per_channel(a):
-    """(N, C) -> (N, C, 1, 1), to broadcast over an image's pixels."""
-    return anp.reshape(a, a.shape + (1, 1))
-
-
 def instance_norm_plus_plus_reference(x, gamma, beta, alpha, eps=fused.NORM_EPS):
     """Instance normalisation++ (Song & Ermon 2019, Appendix A) of x (N, C, H, W):
 
@@ -114,7 +109,7 @@ def instance_norm_plus_plus_reference(x, gamma, beta, alpha, eps=fused.NORM_EPS)
     m = ops.mean(means, axis=1)
     v = anp.sqrt(ops.mean((means - m) ** 2, axis=1) + eps)
     x_hat, mu_hat = (x - mu) / s, (means - m) / v
-    return _per_channel(gamma) * x_hat + _per_channel(beta) + _per_channel(alpha) * _per_channel(mu_hat)
+    return ops.per_channel(gamma) * x_hat + ops.per_channel(beta) + ops.per_channel(alpha) * ops.per_channel(mu_hat)
 
 
 def avg_pool2d(x, size=5):

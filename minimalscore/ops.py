@@ -2,6 +2,7 @@
 
     sum_per_example(a)   (N, ...) -> (N,): the sum over every axis but the batch axis
     per_example(v, ndim) (N,) -> (N, 1, ..., 1): a per-example value broadcast against x
+    per_channel(a)       (N, C) -> (N, C, 1, 1): a per-channel value broadcast over an image
     full_batch(value, x) the (N,) vector of one scalar (a noise level, a time) for x's batch
     mean(x, axis)        sum / count (keeps float32 gradients float32)
     logsumexp(a, axis)   log sum exp, shifted by the maximum
@@ -23,6 +24,11 @@ def sum_per_example(a):
 def per_example(v, ndim):
     """(N,) -> (N, 1, ..., 1): broadcasts a per-example value against an array of ``ndim`` axes."""
     return anp.reshape(v, (-1,) + (1,) * (ndim - 1))
+
+
+def per_channel(a):
+    """(N, C) -> (N, C, 1, 1), to broadcast over an image's pixels."""
+    return anp.reshape(a, a.shape + (1, 1))
 
 
 def full_batch(value, x):

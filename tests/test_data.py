@@ -12,7 +12,7 @@ from minimalscore import data
 
 def test_digits_split_is_fixed_stratified_and_scaled():
     a, b = data.digits(), data.digits()
-    (x, y), (xh, yh) = a["train"], a["held_out"]
+    (x, _), (xh, yh) = a["train"], a["held_out"]
     assert x.shape == (1500, 1, 8, 8) and xh.shape == (297, 1, 8, 8) and x.dtype == np.float32
     assert np.array_equal(x, b["train"][0]) and np.array_equal(yh, b["held_out"][1])
     assert x.min() == 0 and x.max() == 1

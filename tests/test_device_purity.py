@@ -451,7 +451,7 @@ def test_distribution_and_metrics_on_device(on_device):
 def test_gmm1d_quick_runs_on_device(on_device, tmp_path, monkeypatch):
     """``python -m examples.gmm1d --quick --backend cupy``, every stage of it, with training
     capped at 10 steps of batch 128: the device path is the same code, the cap saves time."""
-    gmm1d = pytest.importorskip("examples.gmm1d", reason="examples/gmm1d.py is not written yet")
+    from examples import gmm1d
     fit = train.fit
     monkeypatch.setattr(train, "fit", lambda loss, params, data, n_steps, **kw:
                         fit(loss, params, data, min(n_steps, 10), **kw))
