@@ -296,3 +296,12 @@ def times(name, t, n=None):
     if not bool(((raw >= 0) & (raw <= 1)).all()):  # one host read; NaN fails both
         raise ValueError(f"{name}: expected times in [0, 1], got values outside it or NaN")
     return t
+
+
+def sde(name, value):
+    """A diffusion process as ``minimalscore.sde.VE``, ``VP`` or ``SubVP`` make it (its unchecked
+    coefficient functions are what the samplers call); returns it."""
+    members = ("_drift", "_diffusion", "_marginal", "prior_log_prob")
+    if not all(callable(getattr(value, m, None)) for m in members):
+        raise TypeError(f"{name}: expected an SDE (minimalscore.sde.VE, VP or SubVP), got {show(value)}")
+    return value

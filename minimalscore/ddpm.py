@@ -14,7 +14,9 @@ is the Euler-Maruyama discretisation of dx = -½β(t) x dt + √β(t) dw with Δ
 is -sigma_t ∇log p_t. ``vp_betas`` gives that schedule; β_min = 0.1, β_max = 20, T = 1000 is
 Ho et al.'s β_1 = 1e-4 .. β_T = 0.02.
 """
+import itertools
 import math
+import operator
 
 from tqdm.auto import tqdm
 
@@ -32,12 +34,9 @@ def _host_betas(betas):
     return values
 
 
-def _cumprod(values):
-    out, acc = [], 1.0
-    for v in values:
-        acc *= v
-        out.append(acc)
-    return out
+def _alphas_bar(b):
+    """ᾱ_t = ∏_{s<=t} (1 - β_s) for host floats β_1 .. β_T."""
+    return list(itertools.accumulate((1.0 - v for v in b), operator.mul))
 
 
 def vp_betas(n_steps, beta_min=0.1, beta_max=20.0):
@@ -54,7 +53,7 @@ def vp_betas(n_steps, beta_min=0.1, beta_max=20.0):
 
 def alphas_bar(betas):
     """ᾱ_t = ∏_{s<=t} (1 - β_s), a list of T Python floats (Ho et al. 2020 §2)."""
-    return _cumprod([1.0 - b for b in _host_betas(betas)])
+    return _alphas_bar(_host_betas(betas))
 
 
 def ddpm_posterior(betas, x_t, x_0, i):
@@ -72,7 +71,7 @@ def ddpm_posterior(betas, x_t, x_0, i):
     i = checks.count("i", i, minimum=0)
     if i >= len(b):
         raise ValueError(f"i: expected a step index in 0 .. {len(b) - 1}, got {i}")
-    ab = _cumprod([1.0 - v for v in b])
+    ab = _alphas_bar(b)
     ab_prev = ab[i - 1] if i > 0 else 1.0
     mean = (math.sqrt(ab_prev) * b[i] / (1 - ab[i]) * x_0
             + math.sqrt(1 - b[i]) * (1 - ab_prev) / (1 - ab[i]) * x_t)
@@ -96,7 +95,7 @@ def ddpm_sample(eps_model, betas, x_T, rng, variance="beta", progress=False):
     checks.rng("rng", rng)
     checks.option("variance", variance, ("beta", "posterior"))
     eps_model = checks.like_x("eps_model", eps_model)
-    ab = _cumprod([1.0 - v for v in b])
+    ab = _alphas_bar(b)
     x, n = x_T, len(b)
     for i in tqdm(reversed(range(n)), total=n, desc="DDPM", disable=not progress, leave=False):
         eps = eps_model(x, _index(i, x))
@@ -147,7 +146,7 @@ def ddim_sample(eps_model, betas, x_T, n_steps, progress=False):
     if n_steps > len(b):
         raise ValueError(f"n_steps: expected at most T = {len(b)} steps, got {n_steps}")
     eps_model = checks.like_x("eps_model", eps_model)
-    ab = _cumprod([1.0 - v for v in b])
+    ab = _alphas_bar(b)
     taus = ddim_steps(len(b), n_steps)
     x = x_T
     for k in tqdm(reversed(range(len(taus))), total=len(taus), desc="DDIM", disable=not progress,

@@ -182,8 +182,7 @@ def _diffuse(sde, x, rng):
     """t ~ U[t_min, 1] per example, z ~ N(0, I) and x_t = alpha_t x + sigma_t z: one draw of the
     forward SDE's perturbation kernel. Returns t (N,), x_t, z and sigma_t broadcast against x."""
     checks.batch("x", x)
-    if not all(callable(getattr(sde, m, None)) for m in ("_marginal", "_diffusion")):
-        raise TypeError(f"sde: expected an SDE (minimalscore.sde.VE, VP or SubVP), got {checks.show(sde)}")
+    checks.sde("sde", sde)
     checks.rng("rng", rng)
     t = rng.uniform(sde.t_min, 1.0, (x.shape[0],), dtype=x.dtype)
     alpha, sigma = sde._marginal(t)  # t drawn in [t_min, 1] here: the unchecked coefficients

@@ -28,7 +28,7 @@ import autograd.numpy as anp
 
 from . import backend, checks, ops
 from .ddpm import alphas_bar, ddim_sample, ddim_step, ddim_steps, ddpm_posterior, ddpm_sample, vp_betas
-from .sde_sampling import (_check_sde, bits_per_dim, langevin_corrector, log_likelihood, predictor_corrector,
+from .sde_sampling import (bits_per_dim, langevin_corrector, log_likelihood, predictor_corrector,
                            probability_flow, reverse_sde)
 
 __all__ = ["SDE", "VE", "VP", "SubVP", "sigma_conditioned", "noise_conditioned", "eps_to_score",
@@ -184,7 +184,7 @@ def sigma_conditioned(score, sde):
         s_t(x) = s_σ(x / alpha_t) / alpha_t.
 
     For VE alpha_t = 1 and this is s_σ(t)(x)."""
-    score, sde = checks.like_x("score", score), _check_sde(sde)
+    score, sde = checks.like_x("score", score), checks.sde("sde", sde)
 
     def score_t(x, t):
         alpha, sigma = sde._marginal(t)
@@ -198,7 +198,7 @@ def noise_conditioned(score, sde, n_bisections=60):
     over a time-conditioned net: t(σ) solves sigma_t/alpha_t = σ (increasing in t for VE, VP and
     sub-VP) by bisection on [t_min, 1], on device, and s_σ(y) = alpha_t s_t(alpha_t y). A σ
     outside [sigma_{t_min}/alpha_{t_min}, sigma_1/alpha_1] gets the nearest end's t."""
-    score, sde = checks.like_x("score", score), _check_sde(sde)
+    score, sde = checks.like_x("score", score), checks.sde("sde", sde)
     checks.count("n_bisections", n_bisections)
     ratio = lambda t: sde._marginal(t)[1] / sde._marginal(t)[0]
 
@@ -217,14 +217,14 @@ def noise_conditioned(score, sde, n_bisections=60):
 def eps_to_score(eps_model, sde):
     """ε-prediction -> score: x_t = alpha_t x0 + sigma_t ε gives ∇log p_t(x) = -E[ε | x]/sigma_t
     (Vincent 2011; Ho et al. 2020 §3.2)."""
-    eps_model, sde = checks.like_x("eps_model", eps_model), _check_sde(sde)
+    eps_model, sde = checks.like_x("eps_model", eps_model), checks.sde("sde", sde)
     return lambda x, t: -eps_model(x, t) / _against(sde._marginal(t)[1], x)
 
 
 def x0_to_score(x0_model, sde):
     """x0-prediction -> score by Tweedie's formula: E[alpha_t x0 | x] = x + sigma_t² ∇log p_t(x),
     so s = (alpha_t x̂0 - x)/sigma_t² (Efron 2011)."""
-    x0_model, sde = checks.like_x("x0_model", x0_model), _check_sde(sde)
+    x0_model, sde = checks.like_x("x0_model", x0_model), checks.sde("sde", sde)
     def score_t(x, t):
         alpha, sigma = sde._marginal(t)
         return (_against(alpha, x) * x0_model(x, t) - x) / _against(sigma, x) ** 2

@@ -23,17 +23,10 @@ from tqdm.auto import tqdm
 from . import backend, checks, ops
 from .objectives import _jacobian_trace
 
-def _check_sde(sde):
-    members = ("_drift", "_diffusion", "_marginal", "prior_log_prob")
-    if not all(callable(getattr(sde, m, None)) for m in members):
-        raise TypeError(f"sde: expected an SDE (minimalscore.sde.VE, VP or SubVP), got {checks.show(sde)}")
-    return sde
-
-
 def _setup(score, sde, x, name, n_steps):
     """The shared argument checks; returns the checked score."""
     checks.batch(name, x)
-    _check_sde(sde)
+    checks.sde("sde", sde)
     checks.count("n_steps", n_steps)
     return checks.like_x("score", score)
 
