@@ -32,6 +32,8 @@ from .digits_judge import sample_quality
 SAMPLERS = ("annealed", "reverse_sde", "pc", "pf_ode")
 METHODS = ("euler", "heun", "rk4")
 CALLS_PER_STEP = {"euler": 1, "heun": 2, "rk4": 4}
+WORDS = {"annealed": "annealed Langevin", "reverse_sde": "reverse SDE (Euler-Maruyama)",
+         "pc": "predictor-corrector", "pf_ode": "probability-flow ODE"}
 
 
 def counted(score):
@@ -167,8 +169,8 @@ def study_figure(rows, ceiling, path):
                                       ("judge's mean confidence", "median NN distance ratio"), (0.85, 1.0)):
         families = {}
         for row in rows:
-            name = row["sampler"] + (f" ({row['method']})" if row["method"] else "") + (
-                " (fewer levels)" if row["levels"] else "")
+            name = WORDS[row["sampler"]] + (f" ({row['method']})" if row["method"] else "") + (
+                f", {row['levels']} levels x 1 step" if row["levels"] else "")
             families.setdefault(name, []).append((row["calls"], row[key]))
         for name, points in families.items():
             points.sort()
