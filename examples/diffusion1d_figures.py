@@ -1,23 +1,15 @@
 """The diffusion study's figures: a forward process as an image, sample error against the number of
 score evaluations, and likelihood errors per held-out point. Inputs are host arrays or lists; no
 numerics happen here."""
-import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.colors import PowerNorm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
-from matplotlib.colors import PowerNorm  # noqa: E402
+from minimalscore import plot  # its import selects the file-only (Agg) backend
 
 # one colour and marker per sampler family, the same in every figure
 STYLE = {"annealed": ("tab:gray", "v"), "em": ("tab:blue", "o"), "pc": ("tab:cyan", "s"),
          "heun": ("tab:orange", "^"), "rk4": ("tab:red", "D"), "ddpm": ("tab:green", "P"),
          "ddim": ("tab:purple", "X")}
-
-
-def _save(fig, path):
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def forward_process(times, grid, density, paths, path, title):
@@ -33,7 +25,7 @@ def forward_process(times, grid, density, paths, path, title):
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.5)
     fig.colorbar(image, ax=ax, label="density p_t(x)  (colour ∝ density^0.35, to show the tails)")
-    return _save(fig, path)
+    return plot.save(fig, path)
 
 
 def error_vs_evaluations(curves, floors, path, title, bounds=None):
@@ -66,7 +58,7 @@ def error_vs_evaluations(curves, floors, path, title, bounds=None):
                 ax.set_xlabel("score evaluations per sample")
             ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return plot.save(fig, path)
 
 
 def likelihoods(panels, path, title):
@@ -96,4 +88,4 @@ def likelihoods(panels, path, title):
         bottom.set_ylabel("log-likelihood error (nats): ODE - analytic\n(linear within ±1, log scale beyond)")
         bottom.legend(fontsize=7)
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return plot.save(fig, path)

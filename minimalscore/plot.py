@@ -18,7 +18,8 @@ def _host(*arrays):
     return [backend.asnumpy(a) for a in arrays]
 
 
-def _save(fig, path):
+def save(fig, path):
+    """Lay out ``fig``, write it to ``path`` (PNG, 110 dpi), close it; returns the path."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -45,7 +46,7 @@ def density_and_score(grid, density, score, path, title="A 1-D Gaussian mixture 
                      arrowprops=dict(arrowstyle="->", color="tab:blue", lw=1))
     bottom.text(0.01, 0.04, "score > 0: density grows to the right; < 0: to the left",
                 transform=bottom.transAxes, fontsize=8, color="tab:blue")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def denoising_targets(x_tilde, targets, grid, curves, path, title, binned=None):
@@ -65,7 +66,7 @@ def denoising_targets(x_tilde, targets, grid, curves, path, title, binned=None):
     ax.set_ylabel("score")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def score_curves(grid, true_score, learned, path, density=None, title="Learned vs true score"):
@@ -86,7 +87,7 @@ def score_curves(grid, true_score, learned, path, density=None, title="Learned v
     ax.set_ylabel("score")
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper right")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def sample_histograms(grid, density, samples, path, title="Samples vs the true density"):
@@ -103,7 +104,7 @@ def sample_histograms(grid, density, samples, path, title="Samples vs the true d
         ax.legend(fontsize=8)
     list(getattr(axes, "flat", [axes]))[0].set_ylabel("density")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _robust_limits(values, pad=0.15):
@@ -133,7 +134,7 @@ def samples_over_density(extent, density, samples, path, title, max_points=3000)
         ax.set_xlabel("x₁")
         ax.set_ylabel("x₂")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def score_fields(points, fields, data, path, title, extent):
@@ -160,7 +161,7 @@ def score_fields(points, fields, data, path, title, extent):
         ax.set_ylabel("x₂")
         ax.set_title(label, fontsize=10)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def image_grid(images, path, ncols=10, title=None):
@@ -177,4 +178,4 @@ def image_grid(images, path, ncols=10, title=None):
         ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save(fig, path)
